@@ -1,0 +1,36 @@
+// Express 4 and 5: app.use(taskprof(options)).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { mount } from '../src/node.js';
+import type { TaskprofOptions } from '../src/options.js';
+import type { Labels } from '../src/labels.js';
+
+export type { TaskprofOptions } from '../src/options.js';
+
+interface ExpressRequest extends IncomingMessage {
+  url: string;
+  baseUrl?: string;
+  route?: { path?: unknown };
+}
+
+// The route template is known only once Express has matched a route, so it
+// is read late, from a weak reference: the label must not keep req alive.
+function routeOf(ref: WeakRef<ExpressRequest>): Labels | undefined {
+  const req = ref.deref();
+  const path = req?.route?.path;
+  if (typeof path !== 'string') return undefined;
+  return { route: (req!.baseUrl ?? '') + path };
+}
+
+export default function taskprof(options?: TaskprofOptions) {
+  const taskprof = mount(options);
+  return function taskprofMiddleware(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void {
+    const request = req as ExpressRequest;
+    if (taskprof.handler.matches(request.url)) {
+      taskprof.serve(request, res, request, request.url);
+      return;
+    }
+    const ref = new WeakRef(request);
+    const { labels } = taskprof.runLabelled({ method: request.method ?? 'GET' }, next, () => routeOf(ref));
+    if (labels !== undefined) res.once('close', () => labels.settle());
+  };
+}

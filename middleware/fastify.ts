@@ -1,0 +1,33 @@
+// Fastify 4 and 5: await app.register(taskprof, options). Register it before
+// your routes so that their tasks get method and route labels.
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
+import { mount } from '../src/node.js';
+import type { TaskprofOptions } from '../src/options.js';
+
+export type { TaskprofOptions } from '../src/options.js';
+
+function routeOf(request: FastifyRequest): string | undefined {
+  const legacy = request as unknown as { routerPath?: string };
+  return request.routeOptions?.url ?? legacy.routerPath;
+}
+
+const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance, options, done) => {
+  const taskprof = mount(options);
+  const root = taskprof.options.prefix + '/pprof';
+
+  fastify.addHook('onRequest', (request, _reply, next) => {
+    const route = routeOf(request);
+    taskprof.runLabelled(route === undefined ? { method: request.method } : { method: request.method, route }, () => next());
+  });
+
+  const serve = (request: FastifyRequest, reply: FastifyReply): void => {
+    reply.hijack();
+    taskprof.serve(request.raw, reply.raw, request);
+  };
+  fastify.all(root, serve);
+  fastify.all(root + '/*', serve);
+  done();
+};
+
+export default fastifyPlugin(plugin, { name: 'taskprof', fastify: '4.x || 5.x' });

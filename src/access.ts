@@ -1,0 +1,56 @@
+// Who may read the debug endpoints: loopback only unless the app says otherwise.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { DebugRequestInfo, ResolvedOptions } from './options.js';
+
+export type AccessDecision = { allowed: true } | { allowed: false; status: 401 | 403; message: string; headers?: Record<string, string> };
+
+export const MSG_NOT_LOCAL =
+  'Forbidden: taskprof answers loopback requests only, and a request carrying Forwarded, X-Forwarded-For or X-Real-IP is not local. ' +
+  'To allow other clients, set the "token" option and send "Authorization: Bearer <token>", or set an "authorize" callback.\n';
+export const MSG_BAD_TOKEN = 'Unauthorized: send "Authorization: Bearer <token>" with the token set in the "token" option.\n';
+export const MSG_NOT_AUTHORIZED = 'Forbidden: the "authorize" callback refused this request.\n';
+
+const proxyHeaders = ['forwarded', 'x-forwarded-for', 'x-real-ip'] as const;
+
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
+}
+
+export function hasProxyHeaders(headers: IncomingHttpHeaders): boolean {
+  return proxyHeaders.some((name) => headers[name] !== undefined);
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+// Digests have equal length, so the comparison takes the same time whatever the input.
+function bearerMatches(headers: IncomingHttpHeaders, token: string): boolean {
+  const header = headers.authorization;
+  if (typeof header !== 'string') return false;
+  const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+  if (match === null) return false;
+  return timingSafeEqual(digest(match[1]!), digest(token));
+}
+
+export async function checkAccess(request: DebugRequestInfo, options: ResolvedOptions): Promise<AccessDecision> {
+  const { token, authorize } = options;
+  if (token !== undefined && bearerMatches(request.headers, token)) return { allowed: true };
+  if (authorize !== undefined) {
+    let ok = false;
+    try {
+      ok = (await authorize(request)) === true;
+    } catch {
+      ok = false;
+    }
+    return ok ? { allowed: true } : { allowed: false, status: 403, message: MSG_NOT_AUTHORIZED };
+  }
+  if (token !== undefined) {
+    return { allowed: false, status: 401, message: MSG_BAD_TOKEN, headers: { 'WWW-Authenticate': 'Bearer realm="taskprof"' } };
+  }
+  if (isLoopback(request.remoteAddress) && !hasProxyHeaders(request.headers)) return { allowed: true };
+  return { allowed: false, status: 403, message: MSG_NOT_LOCAL };
+}

@@ -1,0 +1,18 @@
+// Small text helpers shared by the text listings.
+import { displayPath, type StackFrame } from '../stack.js';
+
+/** A Go-style duration: 350ms, 4.2s, 14m3s, 2h5m0s. */
+export function formatAge(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  const totalSeconds = Math.floor(ms / 1000);
+  const h = Math.floor(totalSeconds / 3600);
+  const m = Math.floor((totalSeconds % 3600) / 60);
+  const s = totalSeconds % 60;
+  return h > 0 ? `${h}h${m}m${s}s` : `${m}m${s}s`;
+}
+
+/** `file:line:column`, relative to the working directory when inside it. */
+export function formatPosition(frame: StackFrame): string {
+  return `${displayPath(frame.file)}:${frame.line}:${frame.column}`;
+}

@@ -1,0 +1,132 @@
+// The one request handler behind every adapter: takes a plain request,
+// resolves to { status, headers, body }, never writes to a socket and never
+// rejects.
+import { checkAccess } from './access.js';
+import type { DebugRequestInfo, ResolvedOptions } from './options.js';
+import type { ProfileDefinition, ResponseBody } from './profiles/profile.js';
+import { createRegistry, type ProfileRegistry } from './profiles/registry.js';
+import { indexPage } from './profiles/indexpage.js';
+
+export interface DebugRequest extends DebugRequestInfo {
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+}
+
+export interface DebugResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: ResponseBody;
+}
+
+export const MSG_UNKNOWN_PROFILE = 'Unknown profile\n';
+export const MSG_METHOD = 'Method not allowed: use GET or HEAD\n';
+export const MSG_INTERNAL = 'Internal error in taskprof; see the server log\n';
+
+const commonHeaders = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
+
+/** Every error answer: plain text, no Content-Disposition, Go's X-Go-Pprof marker so `go tool pprof` prints the message. */
+export function serveError(status: number, message: string, extraHeaders: Record<string, string> = {}): DebugResponse {
+  return {
+    status,
+    headers: { ...commonHeaders, 'Content-Type': 'text/plain; charset=utf-8', 'X-Go-Pprof': '1', ...extraHeaders },
+    body: message,
+  };
+}
+
+export function invalidParameter(name: string, allowed: string): DebugResponse {
+  return serveError(400, `invalid value for "${name}" - must be ${allowed}\n`);
+}
+
+function ok(contentType: string, body: ResponseBody, filename?: string): DebugResponse {
+  const headers: Record<string, string> = { ...commonHeaders, 'Content-Type': contentType };
+  if (filename !== undefined) headers['Content-Disposition'] = `attachment; filename="${filename}"`;
+  return { status: 200, headers, body };
+}
+
+function oneOf(values: readonly (string | number)[]): string {
+  if (values.length === 1) return String(values[0]);
+  return values.slice(0, -1).join(', ') + ' or ' + String(values[values.length - 1]);
+}
+
+export interface DebugHandler {
+  /** True when `url` is a path taskprof serves; checked synchronously on every request. */
+  matches(url: string): boolean;
+  handle(request: DebugRequest): Promise<DebugResponse>;
+  readonly registry: ProfileRegistry;
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+export function createDebugHandler(options: ResolvedOptions, registry: ProfileRegistry = createRegistry(options)): DebugHandler {
+  const pprofRoot = options.prefix + '/pprof';
+  let loggedInternalError = false;
+
+  async function serve(request: DebugRequest): Promise<DebugResponse> {
+    const access = await checkAccess(request, options);
+    if (!access.allowed) return serveError(access.status, access.message, access.headers);
+    if (request.method !== 'GET' && request.method !== 'HEAD') return serveError(405, MSG_METHOD, { Allow: 'GET, HEAD' });
+
+    const url = new URL(request.url, 'http://taskprof.invalid');
+    const path = url.pathname;
+    if (path === pprofRoot) return { status: 301, headers: { ...commonHeaders, Location: 'pprof/' }, body: undefined };
+    let name: string;
+    try {
+      name = decodeURIComponent(path.slice(pprofRoot.length + 1));
+    } catch {
+      return serveError(404, MSG_UNKNOWN_PROFILE);
+    }
+    const params = url.searchParams;
+    for (const key of new Set(params.keys())) {
+      if (params.getAll(key).length > 1) return serveError(400, `parameter "${key}" may be given only once\n`);
+    }
+    if (name === '') return ok('text/html; charset=utf-8', indexPage(registry, options.prefix));
+    if (name === 'cmdline') return ok('text/plain; charset=utf-8', process.argv.join('\x00'));
+
+    const profile = registry.lookup(name);
+    if (profile === undefined) return serveError(404, MSG_UNKNOWN_PROFILE);
+    return serveProfile(profile, request, params);
+  }
+
+  async function serveProfile(profile: ProfileDefinition, request: DebugRequest, params: URLSearchParams): Promise<DebugResponse> {
+    const debugParam = params.get('debug');
+    let debug = profile.debugLevels[0]!;
+    if (debugParam !== null) {
+      debug = /^[0-9]{1,3}$/.test(debugParam) ? Number(debugParam) : NaN;
+      if (!profile.debugLevels.includes(debug)) return invalidParameter('debug', oneOf(profile.debugLevels));
+    }
+    const formatParam = params.get('format');
+    let json = false;
+    if (formatParam !== null) {
+      if (!profile.json || formatParam !== 'json') {
+        return invalidParameter('format', profile.json ? 'json' : 'absent: this profile has no other format');
+      }
+      json = true;
+    } else if (profile.json) {
+      json = /\bapplication\/json\b/i.test(String(request.headers.accept ?? ''));
+    }
+    const output = await profile.write({ debug, json, params, signal: request.signal });
+    return ok(output.contentType, output.body, output.filename);
+  }
+
+  return {
+    registry,
+    matches(url: string): boolean {
+      const path = pathOf(url);
+      return path === pprofRoot || path.startsWith(pprofRoot + '/');
+    },
+    async handle(request: DebugRequest): Promise<DebugResponse> {
+      try {
+        return await serve(request);
+      } catch (error) {
+        if (!loggedInternalError) {
+          loggedInternalError = true;
+          console.error('taskprof: internal error while serving %s (logged once):', request.url, error);
+        }
+        return serveError(500, MSG_INTERNAL);
+      }
+    },
+  };
+}

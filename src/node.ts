@@ -1,0 +1,97 @@
+// What every adapter shares: turning node's request into a DebugRequest,
+// writing a DebugResponse to node's response (streams with back-pressure,
+// stop on client abort, a 500 only while headers are unsent), and the label
+// scope each app request runs in.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable, pipeline } from 'node:stream';
+import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './options.js';
+import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
+import { LabelSet, labelStorage, type Labels } from './labels.js';
+import { tracker, defaultTrackerSettings } from './tracker.js';
+
+export function writeResponse(res: ServerResponse, response: DebugResponse, head: boolean): void {
+  if (res.headersSent || res.destroyed) {
+    if (response.body instanceof Readable) response.body.destroy();
+    return;
+  }
+  res.statusCode = response.status;
+  for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  const body = response.body;
+  if (body instanceof Readable) {
+    if (head) {
+      body.destroy();
+      res.end();
+      return;
+    }
+    pipeline(body, res, (error) => {
+      if (error && !res.headersSent) {
+        res.statusCode = 500;
+        res.end(MSG_INTERNAL);
+      } else if (error) {
+        res.destroy();
+      }
+    });
+    return;
+  }
+  if (body !== undefined) res.setHeader('Content-Length', typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+  if (head || body === undefined) res.end();
+  else res.end(body);
+}
+
+let trackingConfigured = false;
+
+/** Starts (or reconfigures) the process-wide tracker from mount options. */
+function applyTracking(options: ResolvedOptions): void {
+  if (options.tracking === undefined && trackingConfigured) return;
+  trackingConfigured = true;
+  tracker.configure({
+    mode: options.tracking ?? defaultTrackerSettings.mode,
+    samplingInterval: options.samplingInterval,
+    maxTasks: options.maxTasks,
+  });
+}
+
+/** Marks the tracker as configured by the app, so that mounting does not override it. */
+export function markTrackingConfigured(): void {
+  trackingConfigured = true;
+}
+
+export interface MountedTaskprof {
+  readonly options: ResolvedOptions;
+  readonly handler: DebugHandler;
+  /** Serves a debug request; `url` is relative to where the adapter is mounted. */
+  serve(req: IncomingMessage, res: ServerResponse, native: unknown, url?: string): void;
+  /** Runs `next` with `labels` on every task it creates, when the tracker records labels. */
+  runLabelled<T>(labels: Labels, next: () => T, late?: () => Labels | undefined): { labels: LabelSet | undefined; result: T };
+}
+
+export function mount(options?: TaskprofOptions): MountedTaskprof {
+  const resolved = resolveOptions(options);
+  applyTracking(resolved);
+  const handler = createDebugHandler(resolved);
+  return {
+    options: resolved,
+    handler,
+    serve(req, res, native, url = req.url ?? '/') {
+      const controller = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) controller.abort();
+      });
+      const method = req.method ?? 'GET';
+      handler
+        .handle({ method, url, headers: req.headers, remoteAddress: req.socket?.remoteAddress, native, signal: controller.signal })
+        .then((response) => writeResponse(res, response, method === 'HEAD'))
+        .catch(() => {
+          if (!res.headersSent) {
+            res.statusCode = 500;
+            res.end(MSG_INTERNAL);
+          } else res.destroy();
+        });
+    },
+    runLabelled(labels, next, late) {
+      if (!tracker.labelsEnabled) return { labels: undefined, result: next() };
+      const set = new LabelSet(labels, late);
+      return { labels: set, result: labelStorage.run(set, next) };
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// The one options type, its defaults, and its validation.
+import type { IncomingHttpHeaders } from 'node:http';
+import { defaultTrackerSettings, trackingModes, type TrackingMode } from './tracker.js';
+
+/** What `authorize` is given: the request as taskprof sees it, plus the framework's own request object. */
+export interface DebugRequestInfo {
+  readonly method: string;
+  /** Path and query, relative to where the middleware is mounted. */
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string | undefined;
+  /** Express `req`, Fastify `request`, or node's `IncomingMessage`. */
+  readonly native: unknown;
+}
+
+export interface TaskprofOptions {
+  /** Path under which the endpoints are served. Default `/debug`. */
+  prefix?: string;
+  /**
+   * What the tracker records: `full` (a stack for every task), `sampled` (stacks for
+   * one in `samplingInterval` high-volume tasks, counts scaled), `counts` (counts
+   * only), `off`. Default `sampled`. Process-wide: the last one set wins.
+   */
+  tracking?: TrackingMode;
+  /** Mean gap between sampled high-volume tasks in `sampled` and `counts` modes. Default 64. */
+  samplingInterval?: number;
+  /** Most task records kept at once; tasks beyond it are counted as dropped. Default 200000. */
+  maxTasks?: number;
+  /** Allow requests carrying `Authorization: Bearer <token>`, from anywhere. */
+  token?: string;
+  /** Decide per request; when set, loopback requests are not allowed by default. */
+  authorize?: (request: DebugRequestInfo) => boolean | Promise<boolean>;
+  /** Bytes after which a `debug=2` dump is cut, with a closing line. Default 64 MiB. */
+  maxDumpBytes?: number;
+}
+
+export interface ResolvedOptions {
+  prefix: string;
+  tracking: TrackingMode | undefined;
+  samplingInterval: number;
+  maxTasks: number;
+  token: string | undefined;
+  authorize: ((request: DebugRequestInfo) => boolean | Promise<boolean>) | undefined;
+  maxDumpBytes: number;
+}
+
+function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new TypeError(`taskprof: option "${name}" must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Validates once, into a new object; the caller's object is never written. */
+export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('taskprof: options must be an object');
+  let prefix = options.prefix ?? '/debug';
+  if (typeof prefix !== 'string' || !prefix.startsWith('/') || /[?#\s]/.test(prefix)) {
+    throw new TypeError(`taskprof: option "prefix" must be a path starting with "/", got ${JSON.stringify(prefix)}`);
+  }
+  prefix = prefix.replace(/\/+$/, '');
+  const tracking = options.tracking;
+  if (tracking !== undefined && !trackingModes.includes(tracking)) {
+    throw new TypeError(`taskprof: option "tracking" must be one of ${trackingModes.join(', ')}, got ${JSON.stringify(tracking)}`);
+  }
+  const token = options.token;
+  if (token !== undefined && (typeof token !== 'string' || token.length === 0)) {
+    throw new TypeError('taskprof: option "token" must be a non-empty string');
+  }
+  const authorize = options.authorize;
+  if (authorize !== undefined && typeof authorize !== 'function') {
+    throw new TypeError('taskprof: option "authorize" must be a function (request) => boolean | Promise<boolean>');
+  }
+  return {
+    prefix,
+    tracking,
+    samplingInterval: positiveInteger('samplingInterval', options.samplingInterval, defaultTrackerSettings.samplingInterval, 1),
+    maxTasks: positiveInteger('maxTasks', options.maxTasks, defaultTrackerSettings.maxTasks, 0),
+    token,
+    authorize,
+    maxDumpBytes: positiveInteger('maxDumpBytes', options.maxDumpBytes, 64 * 1024 * 1024, 1024),
+  };
+}

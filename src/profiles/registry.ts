@@ -1,0 +1,25 @@
+// The built-in profiles. The index page, the counts and the routes come from here.
+import type { ResolvedOptions } from '../options.js';
+import { tracker } from '../tracker.js';
+import type { ProfileDefinition } from './profile.js';
+import { createTasksProfile } from './tasks.js';
+
+export interface ProfileRegistry {
+  readonly profiles: readonly ProfileDefinition[];
+  lookup(name: string): ProfileDefinition | undefined;
+}
+
+/** Descriptions of endpoints that are not profiles, for the index page (as Go lists cmdline). */
+export const otherEndpoints: ReadonlyArray<{ name: string; description: string }> = [
+  { name: 'cmdline', description: 'The command line invocation of the current process (process.argv, NUL-separated)' },
+];
+
+export function createRegistry(options: ResolvedOptions): ProfileRegistry {
+  const profiles: ProfileDefinition[] = [createTasksProfile(tracker, options.maxDumpBytes)];
+  const byName = new Map<string, ProfileDefinition>();
+  for (const profile of profiles) {
+    byName.set(profile.name, profile);
+    for (const alias of profile.aliases) byName.set(alias, profile);
+  }
+  return { profiles, lookup: (name) => byName.get(name) };
+}

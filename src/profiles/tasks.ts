@@ -1,0 +1,146 @@
+// The tasks profile: Node's counterpart of Go's goroutine profile.
+import { Readable } from 'node:stream';
+import { tracker as defaultTracker, type Tracker } from '../tracker.js';
+import { groupTasks, taskEntry, type TaskEntry, type TaskGroup } from '../taskview.js';
+import { formatLabels } from '../labels.js';
+import { formatAge, formatPosition } from '../format/text.js';
+import { encodePprof } from '../format/pprof.js';
+import type { ProfileDefinition, ProfileOutput, ProfileQuery } from './profile.js';
+
+export const TEXT = 'text/plain; charset=utf-8';
+export const JSON_TYPE = 'application/json; charset=utf-8';
+export const PPROF = 'application/octet-stream';
+
+/** Go caps its full goroutine dump at 64 MiB; so do we. */
+export const defaultDumpLimitBytes = 64 * 1024 * 1024;
+// Chunks written to the stream at once while dumping.
+const dumpChunkBytes = 64 * 1024;
+
+function headerLine(tracker: Tracker, total: number): string {
+  let line = `tasks profile: total ${total}`;
+  if (tracker.sampled) {
+    line += `, sampled 1 in ${tracker.settings.samplingInterval} high-volume tasks (group counts are estimates)`;
+  }
+  if (tracker.dropped > 0) line += `, dropped ${tracker.dropped} (maxTasks ${tracker.settings.maxTasks} reached)`;
+  if (tracker.mode === 'off') line += ', tracking off';
+  return line;
+}
+
+export function groupsText(tracker: Tracker, groups: TaskGroup[], now: number): string {
+  let out = headerLine(tracker, tracker.total()) + '\n';
+  for (const group of groups) {
+    const labels = formatLabels(group.labels);
+    out += `${group.count} @ ${group.type}${group.detail ? ' ' + group.detail : ''} oldest ${formatAge(now - group.oldestCreatedAt)}`;
+    out += (labels ? ' ' + labels : '') + '\n';
+    for (const frame of group.stack) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
+    out += '\n';
+  }
+  return out;
+}
+
+function groupsJson(tracker: Tracker, groups: TaskGroup[], now: number): string {
+  return JSON.stringify({
+    total: tracker.total(),
+    sampled: tracker.sampled,
+    dropped: tracker.dropped,
+    groups: groups.map((g) => ({
+      count: g.count,
+      type: g.type,
+      detail: g.detail,
+      labels: g.labels,
+      oldestAgeMs: now - g.oldestCreatedAt,
+      stack: g.stack,
+    })),
+  });
+}
+
+function taskText(task: TaskEntry, now: number): string {
+  const state = [task.type, task.detail].filter(Boolean).join(' ');
+  const labels = formatLabels(task.labels);
+  let out = `task ${task.id} [${state}, ${formatAge(now - task.createdAt)}]:${labels ? ' ' + labels : ''}\n`;
+  if (task.stack === undefined) out += '(stack not sampled)\n';
+  for (const frame of task.stack ?? []) out += `${frame.functionName}(...)\n\t${formatPosition(frame)}\n`;
+  out += task.parentId !== 0 ? `created by task ${task.parentId} [${task.parentType}]\n` : 'created by (no tracked task)\n';
+  return out + '\n';
+}
+
+function taskJson(task: TaskEntry, now: number): string {
+  return JSON.stringify({
+    id: task.id,
+    type: task.type,
+    detail: task.detail,
+    ageMs: now - task.createdAt,
+    labels: task.labels,
+    parentId: task.parentId === 0 ? null : task.parentId,
+    stack: task.stack ?? null,
+  });
+}
+
+/**
+ * Every live task on its own, streamed in chunks with back-pressure; the
+ * records are listed up front but each is formatted only when its turn comes.
+ */
+function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Generator<string> {
+  const now = Date.now();
+  const records = tracker.records();
+  let written = 0;
+  let chunk = json ? `{"total":${tracker.total()},"sampled":${tracker.sampled},"dropped":${tracker.dropped},"tasks":[` : headerLine(tracker, tracker.total()) + '\n\n';
+  let index = 0;
+  let first = true;
+  for (; index < records.length; index++) {
+    const record = records[index]!;
+    if (!record.live) continue;
+    const entry = taskEntry(record);
+    const piece = json ? (first ? '' : ',') + taskJson(entry, now) : taskText(entry, now);
+    first = false;
+    if (written + chunk.length + piece.length > limitBytes) break;
+    chunk += piece;
+    if (chunk.length >= dumpChunkBytes) {
+      written += chunk.length;
+      yield chunk;
+      chunk = '';
+    }
+  }
+  const left = records.length - index;
+  if (json) chunk += `],"truncated":${left}}`;
+  else if (left > 0) chunk += `... ${left} more tasks not shown: output capped at ${limitBytes} bytes\n`;
+  yield chunk;
+}
+
+export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitBytes = defaultDumpLimitBytes): ProfileDefinition {
+  return {
+    name: 'tasks',
+    aliases: ['goroutine'],
+    description: 'Live tasks (pending promises, timers, sockets, servers, requests) grouped by creation stack and labels',
+    debugLevels: [0, 1, 2],
+    json: true,
+    count: () => tracker.total(),
+    write(query: ProfileQuery): ProfileOutput {
+      const now = Date.now();
+      if (query.debug === 2) {
+        return {
+          contentType: query.json ? JSON_TYPE : TEXT,
+          body: Readable.from(dumpChunks(tracker, query.json, dumpLimitBytes), { objectMode: false }),
+        };
+      }
+      const groups = groupTasks(tracker);
+      if (query.json) return { contentType: JSON_TYPE, body: groupsJson(tracker, groups, now) };
+      if (query.debug === 1) return { contentType: TEXT, body: groupsText(tracker, groups, now) };
+      return { contentType: PPROF, filename: 'tasks', body: tasksPprof(groups) };
+    },
+  };
+}
+
+function tasksPprof(groups: TaskGroup[]): Uint8Array {
+  return encodePprof({
+    sampleTypes: [{ type: 'tasks', unit: 'count' }],
+    periodType: { type: 'tasks', unit: 'count' },
+    period: 1,
+    samples: groups.map((g) => ({
+      values: [g.count],
+      // A task without a recorded stack still needs a location to be counted.
+      frames: g.stack.length > 0 ? g.stack : [{ functionName: `(${g.type}: stack not recorded)`, file: '', line: 0, column: 0 }],
+      labels: g.detail ? { type: g.type, detail: g.detail, ...g.labels } : { type: g.type, ...g.labels },
+    })),
+  });
+}

@@ -1,0 +1,486 @@
+// The task tracker: records pending asynchronous work (promises, timers,
+// sockets, servers, requests, ...) with creation stacks, labels and parents.
+// Design and measurements: docs/design.md.
+import asyncHooks from 'node:async_hooks';
+import v8 from 'node:v8';
+import { captureStackKey, OWN_TASK, StackTable, type StackEntry } from './stack.js';
+import { labelStorage, type LabelSet } from './labels.js';
+
+export type TrackingMode = 'full' | 'sampled' | 'counts' | 'off';
+export const trackingModes: readonly TrackingMode[] = ['full', 'sampled', 'counts', 'off'];
+
+export const PROMISE_TYPE = 'Promise';
+
+export interface TaskRecord {
+  readonly id: number;
+  readonly type: string;
+  /** Date.now() at creation. */
+  readonly createdAt: number;
+  /** Id of the task whose callback was running at creation; 0 when unknown. */
+  readonly parentId: number;
+  /** Type of that parent, kept so a listing can name it after it ended. */
+  readonly parentType: string;
+  /** How many tasks this record stands for in grouped listings (1 unless sampled). */
+  readonly weight: number;
+  readonly stack: StackEntry | undefined;
+  readonly labels: LabelSet | undefined;
+  /** Weak: state detail is read at listing time and must not keep the resource alive. */
+  readonly resource: WeakRef<object> | undefined;
+  readonly asyncId: number;
+  live: boolean;
+}
+
+export interface TypeCount {
+  type: string;
+  /** Live tasks now (an estimate when `estimated`). */
+  live: number;
+  created: number;
+  completed: number;
+  /** Never settled, and collected by the garbage collector. */
+  abandoned: number;
+  estimated: boolean;
+}
+
+export interface TrackerSettings {
+  mode: TrackingMode;
+  /** In `sampled` and `counts` modes, one high-volume task in this many (on average) gets a record. */
+  samplingInterval: number;
+  /** Most records kept at once; beyond it new tasks are counted as dropped. */
+  maxTasks: number;
+}
+
+export const defaultTrackerSettings: TrackerSettings = {
+  mode: 'sampled',
+  samplingInterval: 64,
+  maxTasks: 200_000,
+};
+
+interface Counters {
+  created: number;
+  completed: number;
+  abandoned: number;
+  /** Sum of what live records stand for. */
+  live: number;
+}
+
+// Resources that are never high-volume and that are the usual leaks: each
+// gets a stack in `sampled` mode.
+const lowVolumeTypes = new Set([
+  'TCPSERVERWRAP', 'PIPESERVERWRAP', 'PROCESSWRAP', 'SIGNALWRAP', 'FSEVENTWRAP',
+  'STATWATCHER', 'UDPWRAP', 'WORKER', 'TTYWRAP', 'MESSAGEPORT', 'ELDHISTOGRAM',
+]);
+// Scheduled callbacks that always run on the next turn; not pending work.
+const ignoredTypes = new Set(['PROMISE', 'TickObject', 'Microtask']);
+
+// Names from process.getActiveResourcesInfo() mapped to async_hooks type names,
+// so every mode reports the same types.
+const activeResourceTypes: Record<string, string> = {
+  TCPSocketWrap: 'TCPWRAP', TCPServerWrap: 'TCPSERVERWRAP', PipeWrap: 'PIPEWRAP',
+  PipeServerWrap: 'PIPESERVERWRAP', ProcessWrap: 'PROCESSWRAP', SignalWrap: 'SIGNALWRAP',
+  TTYWrap: 'TTYWRAP', UDPWrap: 'UDPWRAP', FSEventWrap: 'FSEVENTWRAP', StatWatcher: 'STATWATCHER',
+  FSReqCallback: 'FSREQCALLBACK', FSReqPromise: 'FSREQPROMISE', GetAddrInfoReqWrap: 'GETADDRINFOREQWRAP',
+  GetNameInfoReqWrap: 'GETNAMEINFOREQWRAP', QueryWrap: 'QUERYWRAP', ShutdownWrap: 'SHUTDOWNWRAP',
+  WriteWrap: 'WRITEWRAP', TCPConnectWrap: 'TCPCONNECTWRAP', PipeConnectWrap: 'PIPECONNECTWRAP',
+};
+
+const kRecord = Symbol('taskprof.record');
+type Marked = { [kRecord]?: TaskRecord };
+
+let trackPromisesOptionSupported: boolean | undefined;
+
+/**
+ * Whether async_hooks.createHook accepts `trackPromises: false` (newer Node):
+ * then a resource hook does not switch on Node's promise tracking.
+ */
+export function supportsUntrackedPromises(): boolean {
+  if (trackPromisesOptionSupported !== undefined) return trackPromisesOptionSupported;
+  let sawPromise = false;
+  const probe = asyncHooks.createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') sawPromise = true;
+    },
+    trackPromises: false,
+  } as asyncHooks.HookCallbacks);
+  probe.enable();
+  void Promise.resolve(1).then(() => 2);
+  probe.disable();
+  trackPromisesOptionSupported = !sawPromise;
+  return trackPromisesOptionSupported;
+}
+
+export class Tracker {
+  #settings: TrackerSettings = { ...defaultTrackerSettings, mode: 'off' };
+  #live = new Map<string, Map<number, TaskRecord>>();
+  #byAsyncId = new Map<number, TaskRecord>();
+  #counters = new Map<string, Counters>();
+  #stacks = new StackTable();
+  #recordCount = 0;
+  #dropped = 0;
+  #nextId = 1;
+  #countdown = 1;
+  #captureStacks = false;
+  #labelsOn = false;
+  #stopPromiseHook: (() => void) | undefined;
+  #resourceHook: asyncHooks.AsyncHook | undefined;
+  #finalization = new FinalizationRegistry<TaskRecord>((record) => this.#end(record, true));
+  #startedAt = 0;
+
+  get settings(): Readonly<TrackerSettings> {
+    return this.#settings;
+  }
+
+  get mode(): TrackingMode {
+    return this.#settings.mode;
+  }
+
+  /** Whether labels are recorded (adapters skip entering a label scope otherwise). */
+  get labelsEnabled(): boolean {
+    return this.#labelsOn;
+  }
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  get recordCount(): number {
+    return this.#recordCount;
+  }
+
+  /** When the current mode took effect (Date.now()). */
+  get startedAt(): number {
+    return this.#startedAt;
+  }
+
+  /** True when counts of high-volume kinds are estimated from a sample. */
+  get sampled(): boolean {
+    const { mode, samplingInterval } = this.#settings;
+    return (mode === 'sampled' || mode === 'counts') && samplingInterval > 1;
+  }
+
+  /** Applies new settings; a change of mode starts a fresh set of records. */
+  configure(settings: TrackerSettings): void {
+    const previous = this.#settings;
+    this.#settings = { ...settings };
+    if (previous.mode === settings.mode && previous.samplingInterval === settings.samplingInterval) return;
+    this.#uninstall();
+    this.#reset();
+    const { mode } = settings;
+    if (mode === 'off') return;
+    this.#captureStacks = mode === 'full' || mode === 'sampled';
+    this.#labelsOn = this.#captureStacks;
+    this.#countdown = this.#nextGap();
+    this.#startedAt = Date.now();
+    this.#stopPromiseHook = v8.promiseHooks.createHook({
+      init: this.#onPromiseInit,
+      settled: this.#onPromiseSettled,
+    }) as () => void;
+    if (mode !== 'counts' || supportsUntrackedPromises()) {
+      this.#resourceHook = asyncHooks.createHook({
+        init: this.#onResourceInit,
+        destroy: this.#onResourceDestroy,
+        trackPromises: false,
+      } as asyncHooks.HookCallbacks);
+      this.#resourceHook.enable();
+    }
+  }
+
+  stop(): void {
+    this.configure({ ...this.#settings, mode: 'off' });
+  }
+
+  #uninstall(): void {
+    this.#stopPromiseHook?.();
+    this.#stopPromiseHook = undefined;
+    this.#resourceHook?.disable();
+    this.#resourceHook = undefined;
+    this.#captureStacks = false;
+    this.#labelsOn = false;
+  }
+
+  #reset(): void {
+    for (const records of this.#live.values()) {
+      for (const record of records.values()) {
+        record.live = false;
+        this.#finalization.unregister(record);
+      }
+    }
+    this.#live.clear();
+    this.#byAsyncId.clear();
+    for (const counters of this.#counters.values()) counters.live = 0;
+    this.#stacks.clear();
+    this.#recordCount = 0;
+  }
+
+  // Geometric gaps give every task the same chance of a record, without the
+  // aliasing a fixed "every Nth" has with code that makes N tasks per request.
+  #nextGap(): number {
+    const interval = this.#settings.mode === 'full' ? 1 : this.#settings.samplingInterval;
+    if (interval <= 1) return 1;
+    return Math.max(1, Math.ceil(Math.log(1 - Math.random()) / Math.log(1 - 1 / interval)));
+  }
+
+  #countersOf(type: string): Counters {
+    let counters = this.#counters.get(type);
+    if (counters === undefined) {
+      counters = { created: 0, completed: 0, abandoned: 0, live: 0 };
+      this.#counters.set(type, counters);
+    }
+    return counters;
+  }
+
+  // Derived promises (then/catch/finally and the one V8 makes for each
+  // `await`) have a parent: they are waiters on a task, not tasks, and
+  // counting them would show every awaited promise twice.
+  #onPromiseInit = (promise: Promise<unknown>, parent: Promise<unknown> | undefined): void => {
+    if (parent !== undefined) return;
+    try {
+      this.#countersOf(PROMISE_TYPE).created++;
+      if (--this.#countdown > 0) return;
+      this.#countdown = this.#nextGap();
+      const weight = this.#settings.mode === 'full' ? 1 : this.#settings.samplingInterval;
+      const record = this.#record(PROMISE_TYPE, weight, this.#captureStacks, this.#onPromiseInit, 0, undefined);
+      if (record === undefined) return;
+      (promise as Marked)[kRecord] = record;
+      this.#finalization.register(promise, record, record);
+    } catch {
+      // Never throw into the app.
+    }
+  };
+
+  #onPromiseSettled = (promise: Promise<unknown>): void => {
+    const record = (promise as Marked)[kRecord];
+    if (record === undefined) return;
+    try {
+      this.#finalization.unregister(record);
+      this.#end(record, false);
+    } catch {
+      // Never throw into the app.
+    }
+  };
+
+  #onResourceInit = (asyncId: number, type: string, _triggerAsyncId: number, resource: object): void => {
+    if (ignoredTypes.has(type)) return;
+    try {
+      this.#countersOf(type).created++;
+      let stacked = false;
+      let weight = 1;
+      if (this.#captureStacks) {
+        if (this.#settings.mode === 'full' || lowVolumeTypes.has(type) || isInterval(type, resource)) {
+          stacked = true;
+        } else if (--this.#countdown <= 0) {
+          this.#countdown = this.#nextGap();
+          stacked = true;
+          weight = this.#settings.samplingInterval;
+        }
+      }
+      const record = this.#record(type, weight, stacked, this.#onResourceInit, asyncId, stacked ? resource : undefined);
+      if (record !== undefined) {
+        this.#byAsyncId.set(asyncId, record);
+        (resource as Marked)[kRecord] = record;
+      }
+    } catch {
+      // Never throw into the app.
+    }
+  };
+
+  #onResourceDestroy = (asyncId: number): void => {
+    const record = this.#byAsyncId.get(asyncId);
+    if (record === undefined) return;
+    this.#byAsyncId.delete(asyncId);
+    this.#end(record, false);
+  };
+
+  #record(
+    type: string,
+    weight: number,
+    stacked: boolean,
+    hook: Function,
+    asyncId: number,
+    resource: object | undefined,
+  ): TaskRecord | undefined {
+    if (this.#recordCount >= this.#settings.maxTasks) {
+      this.#dropped++;
+      return undefined;
+    }
+    let stack: StackEntry | undefined;
+    if (stacked) {
+      const key = captureStackKey(hook);
+      if (key === OWN_TASK) return undefined;
+      stack = this.#stacks.acquire(key);
+    }
+    const parent = this.#runningTask();
+    const record: TaskRecord = {
+      id: this.#nextId++,
+      type,
+      createdAt: Date.now(),
+      parentId: parent?.id ?? 0,
+      parentType: parent?.type ?? '',
+      weight,
+      stack,
+      labels: this.#labelsOn ? labelStorage.getStore() : undefined,
+      resource: resource === undefined ? undefined : new WeakRef(resource),
+      asyncId,
+      live: true,
+    };
+    let records = this.#live.get(type);
+    if (records === undefined) {
+      records = new Map();
+      this.#live.set(type, records);
+    }
+    records.set(record.id, record);
+    this.#recordCount++;
+    this.#countersOf(type).live += type === PROMISE_TYPE ? weight : 1;
+    return record;
+  }
+
+  // The task whose callback or continuation is running now, if it has a record.
+  #runningTask(): TaskRecord | undefined {
+    const resource = asyncHooks.executionAsyncResource() as Marked | undefined;
+    const marked = resource?.[kRecord];
+    if (marked !== undefined) return marked;
+    return this.#byAsyncId.get(asyncHooks.executionAsyncId());
+  }
+
+  #end(record: TaskRecord, abandoned: boolean): void {
+    if (!record.live) return;
+    record.live = false;
+    const records = this.#live.get(record.type);
+    if (records === undefined || !records.delete(record.id)) return;
+    this.#recordCount--;
+    const counters = this.#countersOf(record.type);
+    const count = record.type === PROMISE_TYPE ? record.weight : 1;
+    counters.live -= count;
+    if (abandoned) counters.abandoned += count;
+    else counters.completed += count;
+    if (record.stack !== undefined) this.#stacks.release(record.stack);
+    if (record.asyncId !== 0) this.#byAsyncId.delete(record.asyncId);
+  }
+
+  // A timer can end without a destroy event reaching us (for example when it
+  // was created before the hook was enabled); its own flag is the truth.
+  #sweepFinishedTimers(): void {
+    for (const type of ['Timeout', 'Immediate']) {
+      const records = this.#live.get(type);
+      if (records === undefined) continue;
+      for (const record of records.values()) {
+        const timer = record.resource?.deref() as { _destroyed?: boolean } | undefined;
+        if (timer !== undefined && timer._destroyed === true) this.#end(record, false);
+      }
+    }
+  }
+
+  /** Live records, oldest first. */
+  records(): TaskRecord[] {
+    this.#sweepFinishedTimers();
+    const all: TaskRecord[] = [];
+    for (const records of this.#live.values()) for (const record of records.values()) all.push(record);
+    all.sort((a, b) => a.id - b.id);
+    return all;
+  }
+
+  /** The oldest live record of a type, without walking the others. */
+  oldest(type: string): TaskRecord | undefined {
+    const records = this.#live.get(type);
+    if (records === undefined) return undefined;
+    for (const record of records.values()) return record;
+    return undefined;
+  }
+
+  /** Counts by type. Without a resource hook (`counts` mode on older Node) handles come from process.getActiveResourcesInfo(). */
+  typeCounts(): TypeCount[] {
+    const result: TypeCount[] = [];
+    const sampledPromises = this.sampled;
+    for (const [type, counters] of this.#counters) {
+      result.push({
+        type,
+        live: Math.round(counters.live),
+        created: counters.created,
+        completed: Math.round(counters.completed),
+        abandoned: Math.round(counters.abandoned),
+        estimated: type === PROMISE_TYPE && sampledPromises,
+      });
+    }
+    if (this.#settings.mode === 'counts' && this.#resourceHook === undefined) {
+      const active = new Map<string, number>();
+      for (const name of process.getActiveResourcesInfo()) {
+        const type = activeResourceTypes[name] ?? name;
+        active.set(type, (active.get(type) ?? 0) + 1);
+      }
+      for (const [type, live] of active) {
+        result.push({ type, live, created: 0, completed: 0, abandoned: 0, estimated: false });
+      }
+    }
+    return result.filter((c) => c.live > 0 || c.created > 0).sort((a, b) => b.live - a.live || a.type.localeCompare(b.type));
+  }
+
+  /** Live tasks in all (an estimate in part when `sampled`). */
+  total(): number {
+    let total = 0;
+    for (const count of this.typeCounts()) total += count.live;
+    return total;
+  }
+}
+
+function isInterval(type: string, resource: object): boolean {
+  return type === 'Timeout' && typeof (resource as { _repeat?: unknown })._repeat === 'number';
+}
+
+/** State detail of a task, read from its resource when it is still reachable. */
+export function describeTask(record: TaskRecord, withAddresses: boolean): string {
+  if (record.type === PROMISE_TYPE) return 'pending';
+  const resource = record.resource?.deref();
+  if (resource === undefined) return '';
+  try {
+    return describeResource(record.type, resource, withAddresses);
+  } catch {
+    return '';
+  }
+}
+
+interface TimerLike {
+  _idleTimeout?: number;
+  _repeat?: number | null;
+  hasRef?: () => boolean;
+}
+
+interface HandleLike {
+  getsockname?: (out: Record<string, unknown>) => number;
+  getpeername?: (out: Record<string, unknown>) => number;
+  hasRef?: () => boolean;
+  pid?: number;
+}
+
+function address(handle: HandleLike, which: 'getsockname' | 'getpeername'): string {
+  const out: Record<string, unknown> = {};
+  const fn = handle[which];
+  if (typeof fn !== 'function' || fn.call(handle, out) !== 0) return '';
+  if (typeof out.address !== 'string') return '';
+  return out.family === 'IPv6' || out.family === 6 ? `[${out.address}]:${out.port}` : `${out.address}:${out.port}`;
+}
+
+function describeResource(type: string, resource: object, withAddresses: boolean): string {
+  const parts: string[] = [];
+  if (type === 'Timeout') {
+    const timer = resource as TimerLike;
+    const ms = timer._idleTimeout ?? 0;
+    parts.push(typeof timer._repeat === 'number' ? `setInterval(${timer._repeat}ms)` : `setTimeout(${ms}ms)`);
+  } else if (type === 'Immediate') {
+    parts.push('setImmediate');
+  } else if (type === 'TCPSERVERWRAP' || type === 'PIPESERVERWRAP') {
+    const local = address(resource as HandleLike, 'getsockname');
+    if (local !== '') parts.push('listening ' + local);
+  } else if (type === 'TCPWRAP' && withAddresses) {
+    const local = address(resource as HandleLike, 'getsockname');
+    const remote = address(resource as HandleLike, 'getpeername');
+    if (local !== '' || remote !== '') parts.push(`${local} -> ${remote}`);
+  } else if (type === 'PROCESSWRAP' && withAddresses) {
+    const pid = (resource as HandleLike).pid;
+    if (typeof pid === 'number') parts.push(`pid ${pid}`);
+  }
+  const hasRef = (resource as TimerLike).hasRef;
+  if (typeof hasRef === 'function' && hasRef.call(resource) === false) parts.push('unref');
+  return parts.join(' ');
+}
+
+/** The process-wide tracker: hooks are global, so there is one. */
+export const tracker = new Tracker();

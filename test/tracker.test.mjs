@@ -1,0 +1,177 @@
+// The tracker through the public API: what it records, when tasks leave the
+// listing, labels, sampling, caps, and clean stopping.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import path from 'node:path';
+import { startTracking, stopTracking, taskCount, taskCounts, trackingSettings, withLabels, writeProfile } from 'taskprof';
+import { TtlMap, makeCache, waitForever } from './fixtures/leaky-app.mjs';
+import { collectGarbage, fixturesDir, parseGroups, sourcePosition } from './helpers.mjs';
+
+const fixture = path.join(fixturesDir, 'leaky-app.mjs');
+
+async function listing(options = { debug: 1 }) {
+  let text = '';
+  const sink = new Writable({ write(chunk, _enc, done) { text += chunk; done(); } });
+  await writeProfile('tasks', sink, options);
+  return text;
+}
+
+function groupsAt(text, position) {
+  return parseGroups(text).filter((g) => g.frames.includes(position));
+}
+
+test('an interval started in a constructor shows at its exact line, one per instance, and leaves when cleared', async () => {
+  startTracking({ mode: 'full' });
+  const caches = [];
+  for (let i = 0; i < 7; i++) caches.push(makeCache());
+  const intervalLine = sourcePosition(fixture, 'LEAK: interval', 'setInterval(');
+  let groups = groupsAt(await listing(), intervalLine);
+  assert.equal(groups.length, 1, 'one group for the interval site');
+  assert.equal(groups[0].count, 7);
+  assert.match(groups[0].head, /^7 @ Timeout setInterval\(60000ms\) oldest \d+ms$/);
+  assert.equal(groups[0].functions[0], 'new TtlMap');
+  assert.equal(groups[0].frames[1], sourcePosition(fixture, 'line 14', 'new TtlMap'));
+  for (const cache of caches.slice(0, 4)) cache.close();
+  groups = groupsAt(await listing(), intervalLine);
+  assert.equal(groups[0].count, 3);
+  for (const cache of caches.slice(4)) cache.close();
+  assert.equal(groupsAt(await listing(), intervalLine).length, 0);
+});
+
+test('a pending promise is listed until it settles; awaiting it adds no second task at the same line', async () => {
+  startTracking({ mode: 'full' });
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; }); // GATE
+  async function waiter() {
+    await gate; // AWAIT
+  }
+  const waiters = [waiter(), waiter(), waiter()];
+  const text = await listing();
+  const here = new URL(import.meta.url).pathname;
+  const gateLine = sourcePosition(here, '// GATE', 'new Promise');
+  const awaitLine = sourcePosition(here, '// AWAIT', 'await');
+  assert.equal(groupsAt(text, gateLine)[0]?.count, 1, 'the gate promise once');
+  assert.equal(groupsAt(text, awaitLine).length, 0, 'no task for the await itself');
+  const waiterGroups = parseGroups(text).filter((g) => g.functions[0] === 'waiter');
+  assert.equal(waiterGroups.reduce((n, g) => n + g.count, 0), 3, 'one task per waiting async function');
+  release();
+  await Promise.all(waiters);
+  const after = await listing();
+  assert.equal(groupsAt(after, gateLine).length, 0);
+  assert.equal(parseGroups(after).filter((g) => g.functions[0] === 'waiter').length, 0);
+});
+
+test('a never-settled promise nobody references is counted abandoned, not live', async () => {
+  startTracking({ mode: 'full' });
+  const promiseLine = sourcePosition(fixture, 'LEAK: never settles', 'new Promise');
+  (() => { for (let i = 0; i < 5; i++) waitForever(); })();
+  assert.equal(groupsAt(await listing(), promiseLine)[0]?.count, 5);
+  const abandonedBefore = taskCounts().find((c) => c.type === 'Promise').abandoned;
+  await collectGarbage();
+  assert.equal(groupsAt(await listing(), promiseLine).length, 0, 'collected promises are not live');
+  const abandonedAfter = taskCounts().find((c) => c.type === 'Promise').abandoned;
+  assert.ok(abandonedAfter - abandonedBefore >= 5, `abandoned grew by ${abandonedAfter - abandonedBefore}`);
+});
+
+test('the tracker does not keep a task object alive', async () => {
+  startTracking({ mode: 'full' });
+  let collected = 0;
+  const registry = new FinalizationRegistry(() => collected++);
+  (() => {
+    const timer = setTimeout(() => {}, 1);
+    registry.register(timer, 't');
+    clearTimeout(timer);
+    registry.register(waitForever(), 'p');
+  })();
+  await collectGarbage();
+  await collectGarbage();
+  assert.equal(collected, 2);
+});
+
+test('withLabels labels tasks created inside, through awaits and callbacks', async () => {
+  startTracking({ mode: 'full' });
+  const timers = [];
+  await withLabels({ job: 'reindex' }, async () => {
+    await null;
+    await new Promise((resolve) => setImmediate(resolve));
+    withLabels({ step: 'two' }, () => timers.push(setInterval(() => {}, 1000))); // LABELLED
+  });
+  const here = new URL(import.meta.url).pathname;
+  const group = groupsAt(await listing(), sourcePosition(here, '// LABELLED', 'setInterval('))[0];
+  assert.match(group.head, /\{job="reindex", step="two"\}$/);
+  timers.forEach(clearInterval);
+  assert.throws(() => withLabels({ n: 1 }, () => {}), /label "n" must be a string/);
+});
+
+test('debug=2 lists each task with its age, stack and creator; JSON shapes', async () => {
+  startTracking({ mode: 'full' });
+  const cache = new TtlMap(1234);
+  const text = await listing({ debug: 2 });
+  const block = text.split('\n\n').find((b) => b.includes('setInterval(1234ms)'));
+  assert.match(block, /^task \d+ \[Timeout setInterval\(1234ms\), \d+ms\]:/);
+  assert.match(block, /new TtlMap\(\.\.\.\)\n\ttest\/fixtures\/leaky-app\.mjs:\d+:\d+/);
+  assert.match(block, /created by (task \d+ \[\w+\]|\(no tracked task\))$/);
+  const dump = JSON.parse(await listing({ debug: 2, json: true }));
+  const task = dump.tasks.find((t) => t.detail === 'setInterval(1234ms)');
+  assert.deepEqual(Object.keys(task).sort(), ['ageMs', 'detail', 'id', 'labels', 'parentId', 'stack', 'type']);
+  assert.equal(task.stack[0].functionName, 'new TtlMap');
+  assert.equal(task.stack[0].file, fixture);
+  const grouped = JSON.parse(await listing({ debug: 1, json: true }));
+  assert.equal(grouped.sampled, false);
+  const group = grouped.groups.find((g) => g.detail === 'setInterval(1234ms)');
+  assert.deepEqual(Object.keys(group).sort(), ['count', 'detail', 'labels', 'oldestAgeMs', 'stack', 'type']);
+  assert.equal(group.count, 1);
+  cache.close();
+});
+
+test('sampled mode scales group counts and says so; intervals always get a stack', async () => {
+  startTracking({ mode: 'sampled', samplingInterval: 16 });
+  const caches = Array.from({ length: 5 }, () => makeCache());
+  const kept = [];
+  for (let i = 0; i < 4000; i++) kept.push(waitForever());
+  const text = await listing();
+  assert.match(text.split('\n')[0], /^tasks profile: total \d+, sampled 1 in 16 high-volume tasks \(group counts are estimates\)$/);
+  const interval = groupsAt(text, sourcePosition(fixture, 'LEAK: interval', 'setInterval('))[0];
+  assert.equal(interval.count, 5, 'intervals are not sampled');
+  const promises = groupsAt(text, sourcePosition(fixture, 'LEAK: never settles', 'new Promise'))[0];
+  assert.ok(promises.count > 2000 && promises.count < 8000, `estimate ${promises.count} of 4000`);
+  assert.equal(promises.count % 16, 0);
+  caches.forEach((c) => c.close());
+  kept.length = 0;
+});
+
+test('counts mode lists counts by type without stacks', async () => {
+  startTracking({ mode: 'counts' });
+  const timers = Array.from({ length: 3 }, () => setInterval(() => {}, 5000));
+  const text = await listing();
+  const timeout = parseGroups(text).find((g) => / @ Timeout/.test(g.head));
+  assert.ok(timeout.count >= 3);
+  assert.equal(timeout.frames.length, 0);
+  timers.forEach(clearInterval);
+});
+
+test('maxTasks caps the records and every listing shows the dropped count', async () => {
+  startTracking({ mode: 'full', maxTasks: 10 });
+  const kept = [];
+  for (let i = 0; i < 50; i++) kept.push(waitForever());
+  const text = await listing();
+  assert.match(text.split('\n')[0], /, dropped \d+ \(maxTasks 10 reached\)$/);
+  const dump = JSON.parse(await listing({ debug: 1, json: true }));
+  assert.ok(dump.dropped >= 40);
+  kept.length = 0;
+  startTracking({ mode: 'full', maxTasks: 200_000 });
+});
+
+test('stopping removes every hook; tracking settings round-trip', async () => {
+  startTracking({ mode: 'full', samplingInterval: 8 });
+  assert.deepEqual(trackingSettings(), { mode: 'full', samplingInterval: 8, maxTasks: 200_000 });
+  stopTracking();
+  assert.equal(trackingSettings().mode, 'off');
+  const createdBefore = JSON.stringify(taskCounts());
+  const kept = [waitForever(), setInterval(() => {}, 1000)];
+  clearInterval(kept[1]);
+  assert.equal(taskCount(), 0);
+  assert.equal(JSON.stringify(taskCounts()), createdBefore, 'no hook counts anything after stop');
+  assert.throws(() => startTracking({ mode: 'loud' }), /mode must be one of full, sampled, counts, off/);
+});
