@@ -1,0 +1,135 @@
+// One conformance table run against every adapter on a real server on
+// 127.0.0.1: leaks are named at their exact line with route labels, settled
+// tasks leave, errors and access rules match the core handler's.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import supertest from 'supertest';
+import { Profile } from 'pprof-format';
+import { adapters, closeCaches } from './fixtures/apps.mjs';
+import { eventually, fixturesDir, parseGroups, sourcePosition } from './helpers.mjs';
+
+const fixture = path.join(fixturesDir, 'leaky-app.mjs');
+const intervalLine = sourcePosition(fixture, 'LEAK: interval', 'setInterval(');
+const neverLine = sourcePosition(fixture, 'LEAK: never settles', 'new Promise');
+
+// What a group's labels look like on each adapter: the route where the
+// framework has one, the method for plain node:http, none on the own port.
+function labelsPattern(adapter, route) {
+  if (adapter.ownPort) return '';
+  if (!adapter.routeLabels) return ' \\{method="GET"\\}';
+  return ` \\{method="GET", route="${route}"\\}`;
+}
+
+function binaryParser(res, callback) {
+  const chunks = [];
+  res.on('data', (c) => chunks.push(c));
+  res.on('end', () => callback(null, Buffer.concat(chunks)));
+}
+
+for (const adapter of adapters) {
+  test(adapter.name, async (t) => {
+    const app = await adapter.start({ tracking: 'full' });
+    const debug = () => supertest(app.supertestTarget);
+    const hanging = [];
+    try {
+      await t.test('a leaked interval shows at its exact line, counted per instance, with route labels', async () => {
+        const before = parseGroups((await debug().get('/debug/pprof/tasks?debug=1')).text).filter((g) => g.frames.includes(intervalLine));
+        assert.equal(before.length, 0);
+        for (let i = 0; i < 6; i++) {
+          const res = await fetch(`${app.appUrl}/cache/k${i}`);
+          assert.equal(res.status, 200);
+          await res.text();
+        }
+        const res = await debug().get('/debug/pprof/tasks?debug=1').expect(200);
+        assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
+        assert.equal(res.headers['cache-control'], 'no-store');
+        assert.equal(res.headers['x-content-type-options'], 'nosniff');
+        const groups = parseGroups(res.text).filter((g) => g.frames.includes(intervalLine));
+        assert.equal(groups.length, 1, res.text);
+        assert.equal(groups[0].count, 6);
+        assert.equal(groups[0].frames[0], intervalLine);
+        assert.match(groups[0].head, new RegExp(`^6 @ Timeout setInterval\\(60000ms\\) oldest [0-9.]+m?s${labelsPattern(adapter, '/cache/:key')}$`));
+      });
+
+      await t.test('a handler awaiting a promise that never settles shows the line and its route', async () => {
+        for (let i = 0; i < 3; i++) {
+          const req = http.get(`${app.appUrl}/hang`);
+          req.on('error', () => {});
+          hanging.push(req);
+        }
+        const group = await eventually(async () => {
+          const text = (await debug().get('/debug/pprof/tasks?debug=1')).text;
+          const labels = new RegExp(labelsPattern(adapter, '/hang') + '$');
+          return parseGroups(text).find((g) => g.frames[0] === neverLine && g.count === 3 && labels.test(g.head));
+        });
+        assert.ok(group, 'three hanging handlers waiting at the never-settling promise, labelled');
+      });
+
+      await t.test('cleared tasks disappear', async () => {
+        closeCaches();
+        const text = (await debug().get('/debug/pprof/tasks?debug=1')).text;
+        assert.equal(parseGroups(text).filter((g) => g.frames.includes(intervalLine)).length, 0);
+      });
+
+      await t.test('debug=0 (also as /goroutine) decodes as a profile', async () => {
+        for (const name of ['tasks', 'goroutine']) {
+          const res = await debug().get(`/debug/pprof/${name}`).buffer(true).parse(binaryParser).expect(200);
+          assert.equal(res.headers['content-type'], 'application/octet-stream');
+          assert.equal(res.headers['content-disposition'], 'attachment; filename="tasks"');
+          const profile = Profile.decode(gunzipSync(res.body));
+          assert.equal(profile.stringTable.strings[Number(profile.sampleType[0].type)], 'tasks');
+          assert.ok(profile.sample.length > 0);
+        }
+      });
+
+      await t.test('errors: 404, 400, 405, 403', async () => {
+        await debug().get('/debug/pprof/nosuch').expect(404, 'Unknown profile\n');
+        await debug().get('/debug/pprof/tasks?debug=abc').expect(400, 'invalid value for "debug" - must be 0, 1 or 2\n');
+        await debug().get('/debug/pprof/tasks?debug=7').expect(400, 'invalid value for "debug" - must be 0, 1 or 2\n');
+        await debug().get('/debug/pprof/tasks?format=xml').expect(400, 'invalid value for "format" - must be json\n');
+        const post = await debug().post('/debug/pprof/tasks').expect(405);
+        assert.equal(post.headers.allow, 'GET, HEAD');
+        const proxied = await debug().get('/debug/pprof/').set('X-Forwarded-For', '203.0.113.7').expect(403);
+        assert.match(proxied.text, /^Forbidden: taskprof answers loopback requests only/);
+      });
+
+      await t.test('HEAD, JSON, cmdline and index', async () => {
+        const head = await debug().head('/debug/pprof/tasks?debug=1').expect(200);
+        assert.equal(head.text, undefined);
+        const json = await debug().get('/debug/pprof/tasks?debug=1&format=json').expect(200);
+        assert.equal(typeof json.body.total, 'number');
+        const dump = await debug().get('/debug/pprof/tasks?debug=2').set('Accept', 'application/json').expect(200);
+        assert.ok(Array.isArray(dump.body.tasks));
+        const cmdline = await debug().get('/debug/pprof/cmdline').expect(200);
+        assert.equal(cmdline.text, process.argv.join('\0'));
+        const index = await debug().get('/debug/pprof/').expect(200);
+        assert.match(index.text, /<a href="tasks\?debug=1">tasks<\/a>/);
+      });
+
+      if (!adapter.ownPort) {
+        await t.test('other paths, even under the prefix, belong to the app', async () => {
+          const res = await fetch(`${app.appUrl}/debug/health`);
+          assert.equal(await res.text(), 'app health');
+        });
+      }
+    } finally {
+      for (const req of hanging) req.destroy();
+      closeCaches();
+      await app.close();
+    }
+  });
+}
+
+test('token and authorize through a real adapter', async () => {
+  const [express5] = adapters;
+  const app = await express5.start({ token: 'tok-123' });
+  try {
+    await supertest(app.supertestTarget).get('/debug/pprof/').expect(401);
+    await supertest(app.supertestTarget).get('/debug/pprof/').set('Authorization', 'Bearer tok-123').expect(200);
+  } finally {
+    await app.close();
+  }
+});
