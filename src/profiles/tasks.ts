@@ -6,6 +6,7 @@ import { formatLabels } from '../labels.js';
 import { formatAge, formatPosition } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
 import type { ProfileDefinition, ProfileOutput, ProfileQuery } from './profile.js';
+import type { StackFrame } from '../stack.js';
 
 export const TEXT = 'text/plain; charset=utf-8';
 export const JSON_TYPE = 'application/json; charset=utf-8';
@@ -131,6 +132,11 @@ export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitB
   };
 }
 
+// go tool pprof blanks names written like `<anonymous>`; Chrome's spelling survives.
+function pprofFrame(frame: StackFrame): StackFrame {
+  return frame.functionName === '<anonymous>' ? { ...frame, functionName: '(anonymous)' } : frame;
+}
+
 function tasksPprof(groups: TaskGroup[]): Uint8Array {
   return encodePprof({
     sampleTypes: [{ type: 'tasks', unit: 'count' }],
@@ -139,7 +145,7 @@ function tasksPprof(groups: TaskGroup[]): Uint8Array {
     samples: groups.map((g) => ({
       values: [g.count],
       // A task without a recorded stack still needs a location to be counted.
-      frames: g.stack.length > 0 ? g.stack : [{ functionName: `(${g.type}: stack not recorded)`, file: '', line: 0, column: 0 }],
+      frames: g.stack.length > 0 ? g.stack.map(pprofFrame) : [{ functionName: `(${g.type}: stack not recorded)`, file: '', line: 0, column: 0 }],
       labels: g.detail ? { type: g.type, detail: g.detail, ...g.labels } : { type: g.type, ...g.labels },
     })),
   });

@@ -1,0 +1,403 @@
+// Overhead benchmark: server CPU time per request, with and without taskprof.
+//
+//   npm run build && node bench/overhead.mjs [--quick] [--requests N] [--rounds N]
+//       [--concurrency N] [--warmup N] [--framework express|fastify] [--timeout SECONDS]
+//
+// Method, and why:
+// - The measure is the server's CPU time per request (process.cpuUsage(), user +
+//   system, read over IPC before and after a fixed number of requests), not
+//   requests per second. On a small, noisy machine the load generator competes
+//   with the server for the cores, so throughput mostly measures the scheduler;
+//   CPU time spent by the server on a known amount of work is far more stable.
+// - Each variant is its own child process, so that async hooks of one variant
+//   never run in another, and each keeps its warm JIT across rounds.
+// - Variants alternate within every round (A,B,C,D, A,B,C,D, ...), so that slow
+//   drifts of the machine (thermal, other tenants) hit every variant alike rather
+//   than whichever variant happened to run during them.
+// - Medians over rounds, not means: one disturbed round must not move the result.
+//   The overhead is given two ways: the ratio of the medians, and the median of
+//   the per-round ratios (each variant against `none` of the same round).
+//
+// Results: a markdown table on stdout, and bench/results/overhead-<framework>.json.
+import { createHook } from 'node:async_hooks';
+import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const VARIANTS = ['none', 'counts', 'sampled', 'full', 'why-is-node-running-hook'];
+const FRAMEWORKS = ['express', 'fastify'];
+
+// ---------------------------------------------------------------------------
+// Child: one server, one variant. Talks to the parent over IPC only.
+
+async function child(framework, variant) {
+  // Installed before the framework loads, as `import 'why-is-node-running'` would be.
+  if (variant === 'why-is-node-running-hook') installWhyIsNodeRunningHook();
+
+  const tracking = ['counts', 'sampled', 'full'].includes(variant) ? variant : undefined;
+  const handler = () => new Promise((resolve) => setImmediate(resolve));
+  let server;
+  let close;
+  if (framework === 'express') {
+    const { default: express } = await import('express');
+    const app = express();
+    if (tracking) {
+      const { default: taskprof } = await import('taskprof/express');
+      app.use(taskprof({ tracking }));
+    }
+    app.get('/', async (_req, res) => {
+      await handler();
+      res.send('hello');
+    });
+    server = http.createServer(app);
+    await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+    close = () => new Promise((resolve) => server.close(resolve));
+  } else if (framework === 'fastify') {
+    const { default: Fastify } = await import('fastify');
+    const app = Fastify({ logger: false });
+    if (tracking) {
+      const { default: taskprof } = await import('taskprof/fastify');
+      await app.register(taskprof, { tracking });
+    }
+    app.get('/', async () => {
+      await handler();
+      return 'hello';
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    server = app.server;
+    close = () => app.close();
+  } else {
+    throw new Error(`unknown framework ${framework}`);
+  }
+  // Other variants run between this one's rounds, longer than the default 5 s
+  // keep-alive timeout: without this the server would close idle sockets and the
+  // client could race it (ECONNRESET), and reconnects would add noise.
+  server.keepAliveTimeout = 0;
+
+  process.on('disconnect', () => process.exit(0)); // parent gone: never linger
+  process.on('message', async (message) => {
+    if (message.type === 'cpu') {
+      process.send({ id: message.id, cpu: process.cpuUsage(), memory: process.memoryUsage() });
+    } else if (message.type === 'stats') {
+      process.send({ id: message.id, stats: await childStats(variant) });
+    } else if (message.type === 'exit') {
+      await close();
+      process.exit(0);
+    }
+  });
+  process.send({ type: 'ready', port: server.address().port });
+}
+
+// Live-record counts after the load, as a sanity check for leaks in the hooks.
+async function childStats(variant) {
+  if (variant === 'why-is-node-running-hook') return { liveRecords: whyActive.size };
+  if (variant === 'none') return {};
+  try {
+    const taskprof = await import('taskprof');
+    return { taskCount: taskprof.taskCount() };
+  } catch (error) {
+    return { error: String(error) };
+  }
+}
+
+// Mirrors the hook that why-is-node-running installs (its package is not
+// installed here): an async_hooks init capturing the creation stack of every
+// resource except promises (and the old TIMERWRAP), as structured call sites the
+// way its `stackback` / `captureStackTraces` helpers do, kept in a Map until the
+// resource's destroy hook deletes it.
+const whyActive = new Map();
+function installWhyIsNodeRunningHook() {
+  const captureStackTraces = () => {
+    const target = {};
+    const original = Error.prepareStackTrace;
+    Error.prepareStackTrace = (_error, callSites) => callSites;
+    Error.captureStackTrace(target, captureStackTraces);
+    const callSites = target.stack; // read while prepareStackTrace is swapped
+    Error.prepareStackTrace = original;
+    return callSites;
+  };
+  createHook({
+    init(asyncId, type, _triggerAsyncId, resource) {
+      if (type === 'TIMERWRAP' || type === 'PROMISE') return;
+      whyActive.set(asyncId, { type, stacks: captureStackTraces().slice(1), resource });
+    },
+    destroy(asyncId) {
+      whyActive.delete(asyncId);
+    },
+  }).enable();
+}
+
+// ---------------------------------------------------------------------------
+// Parent: starts the children, drives load, collects and reports.
+
+async function parent() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      requests: { type: 'string' },
+      rounds: { type: 'string' },
+      concurrency: { type: 'string' },
+      warmup: { type: 'string' },
+      framework: { type: 'string', multiple: true },
+      timeout: { type: 'string' },
+    },
+  });
+  const int = (name, env, fallback, min = 1) => {
+    const raw = values[name] ?? process.env[env];
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} (${env}) must be an integer >= ${min}, got ${raw}`);
+    return n;
+  };
+  const quick = values.quick || process.env.BENCH_QUICK === '1';
+  const requests = int('requests', 'BENCH_REQUESTS', quick ? 2000 : 20000);
+  const settings = {
+    requests,
+    rounds: int('rounds', 'BENCH_ROUNDS', quick ? 3 : 7),
+    concurrency: int('concurrency', 'BENCH_CONCURRENCY', 8),
+    warmup: int('warmup', 'BENCH_WARMUP', Math.max(3000, Math.round(requests / 2)), 0),
+  };
+  const frameworks = values.framework ?? (process.env.BENCH_FRAMEWORK?.split(',') ?? FRAMEWORKS);
+  for (const f of frameworks) if (!FRAMEWORKS.includes(f)) throw new Error(`unknown framework ${f}`);
+  // Hard bound on the whole run: whatever hangs, the children are killed and we exit.
+  const timeoutSeconds = int('timeout', 'BENCH_TIMEOUT', 1800);
+
+  const children = new Set();
+  const killAll = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+  const watchdog = setTimeout(() => {
+    console.error(`overhead: gave up after ${timeoutSeconds} s`);
+    killAll();
+    process.exit(2);
+  }, timeoutSeconds * 1000);
+
+  const started = Date.now();
+  console.log(`# taskprof overhead: server CPU per request`);
+  console.log();
+  console.log(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}; ` +
+    `${settings.rounds} rounds × ${settings.requests} requests per variant, ` +
+    `${settings.concurrency} in flight, ${settings.warmup} warm-up requests.`);
+  try {
+    for (const framework of frameworks) {
+      const result = await runFramework(framework, settings, children);
+      printTable(result);
+      const dir = join(here, 'results');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `overhead-${framework}.json`), JSON.stringify(result, null, 2) + '\n');
+    }
+    console.log();
+    console.log(`Total time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } catch (error) {
+    console.error('overhead: failed:', error);
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(watchdog);
+    killAll();
+  }
+}
+
+async function runFramework(framework, settings, children) {
+  const started = Date.now();
+  const servers = [];
+  try {
+    // Started one at a time: startup CPU of one must not disturb another's.
+    for (const variant of VARIANTS) servers.push(await startServer(framework, variant, children));
+
+    for (const s of servers) {
+      await drive(s, settings.warmup, settings.concurrency);
+    }
+
+    const rounds = [];
+    for (let round = 0; round < settings.rounds; round++) {
+      const row = {};
+      for (const s of servers) row[s.variant] = await measure(s, settings.requests, settings.concurrency);
+      rounds.push(row);
+      const summary = VARIANTS.map((v) => `${v} ${row[v].usPerRequest.toFixed(1)}`).join(', ');
+      console.error(`[${framework}] round ${round + 1}/${settings.rounds} µs/req: ${summary}`);
+    }
+
+    const stats = {};
+    for (const s of servers) stats[s.variant] = await s.ask('stats');
+    return summarize(framework, settings, rounds, stats, Date.now() - started);
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+// Forks one server and wraps its IPC in request/response calls.
+function startServer(framework, variant, children) {
+  const proc = fork(fileURLToPath(import.meta.url), ['--child', framework, variant], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(proc);
+  const pending = new Map();
+  let nextId = 1;
+  let exited = false;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+  return new Promise((resolve, reject) => {
+    const startTimer = setTimeout(() => reject(new Error(`${framework}/${variant}: not ready after 30 s`)), 30_000);
+    proc.on('exit', (code, signal) => {
+      exited = true;
+      clearTimeout(startTimer);
+      const error = new Error(`${framework}/${variant}: server exited (${signal ?? code})`);
+      for (const { reject: r } of pending.values()) r(error);
+      pending.clear();
+      reject(error);
+    });
+    proc.on('message', (message) => {
+      if (message.type === 'ready') {
+        clearTimeout(startTimer);
+        resolve({
+          framework,
+          variant,
+          port: message.port,
+          agent,
+          ask(type) {
+            if (exited) return Promise.reject(new Error(`${framework}/${variant}: server has exited`));
+            const id = nextId++;
+            return new Promise((res, rej) => {
+              pending.set(id, { resolve: res, reject: rej });
+              proc.send({ type, id });
+            });
+          },
+          async stop() {
+            agent.destroy();
+            if (exited) return;
+            const gone = new Promise((r) => proc.once('exit', r));
+            proc.send({ type: 'exit' }, () => {});
+            const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+            await gone;
+            clearTimeout(timer);
+          },
+        });
+      } else if (pending.has(message.id)) {
+        pending.get(message.id).resolve(message);
+        pending.delete(message.id);
+      }
+    });
+  });
+}
+
+// One measurement: the server's CPU time over exactly `requests` requests.
+async function measure(server, requests, concurrency) {
+  const before = await server.ask('cpu');
+  const t0 = process.hrtime.bigint();
+  await drive(server, requests, concurrency);
+  const wallNs = Number(process.hrtime.bigint() - t0);
+  const after = await server.ask('cpu');
+  const user = after.cpu.user - before.cpu.user;
+  const system = after.cpu.system - before.cpu.system;
+  return {
+    usPerRequest: (user + system) / requests,
+    userUs: user,
+    systemUs: system,
+    requestsPerSecond: requests / (wallNs / 1e9),
+    rssBytes: after.memory.rss,
+    heapUsedBytes: after.memory.heapUsed,
+  };
+}
+
+// Keeps `concurrency` requests in flight until `total` have completed.
+async function drive(server, total, concurrency) {
+  let started = 0;
+  const worker = async () => {
+    while (started < total) {
+      started++;
+      await get(server);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
+}
+
+function get({ agent, port, framework, variant }) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ agent, host: '127.0.0.1', port, path: '/' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        if (res.statusCode === 200 && body === 'hello') resolve();
+        else reject(new Error(`${framework}/${variant}: got ${res.statusCode} ${JSON.stringify(body.slice(0, 200))}`));
+      });
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`${framework}/${variant}: request timed out`)));
+    req.on('error', reject);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Reporting.
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function summarize(framework, settings, rounds, stats, durationMs) {
+  const base = median(rounds.map((r) => r.none.usPerRequest));
+  const variants = {};
+  for (const v of VARIANTS) {
+    const samples = rounds.map((r) => r[v].usPerRequest);
+    const ratios = rounds.map((r) => r[v].usPerRequest / r.none.usPerRequest);
+    const m = median(samples);
+    variants[v] = {
+      medianUsPerRequest: m,
+      minUsPerRequest: Math.min(...samples),
+      maxUsPerRequest: Math.max(...samples),
+      overheadPct: (m / base - 1) * 100,
+      medianRoundRatioOverheadPct: (median(ratios) - 1) * 100,
+      medianRequestsPerSecond: median(rounds.map((r) => r[v].requestsPerSecond)),
+      finalRssMB: rounds.at(-1)[v].rssBytes / 2 ** 20,
+      afterLoad: stats[v]?.stats,
+      rounds: rounds.map((r) => r[v]),
+    };
+  }
+  return {
+    framework,
+    node: process.version,
+    platform: `${process.platform} ${os.arch()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    settings,
+    date: new Date().toISOString(),
+    durationMs,
+    variantOrder: VARIANTS,
+    variants,
+  };
+}
+
+function printTable(result) {
+  const pct = (x) => (x >= 0 ? '+' : '') + x.toFixed(1) + '%';
+  console.log();
+  console.log(`## ${result.framework} (${(result.durationMs / 1000).toFixed(0)} s)`);
+  console.log();
+  console.log('| variant | CPU µs/req (median) | min – max | overhead (ratio of medians) | overhead (median of round ratios) | req/s (median) | RSS MB (end) |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const v of VARIANTS) {
+    const r = result.variants[v];
+    const none = v === 'none';
+    console.log(`| ${v} | ${r.medianUsPerRequest.toFixed(1)} | ${r.minUsPerRequest.toFixed(1)} – ${r.maxUsPerRequest.toFixed(1)} | ` +
+      `${none ? '—' : pct(r.overheadPct)} | ${none ? '—' : pct(r.medianRoundRatioOverheadPct)} | ` +
+      `${Math.round(r.medianRequestsPerSecond)} | ${r.finalRssMB.toFixed(0)} |`);
+  }
+}
+
+// Last, so that every module-level declaration above is initialised first.
+if (process.argv[2] === '--child') await child(process.argv[3], process.argv[4]);
+else await parent();

@@ -1,0 +1,46 @@
+// `go tool pprof` reads the tasks profile straight from a live server.
+// CI installs golang-go; locally the test says why it skips when go is absent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { adapters, closeCaches } from './fixtures/apps.mjs';
+
+const run = promisify(execFile);
+
+async function goAvailable() {
+  try {
+    await run('go', ['version']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const hasGo = await goAvailable();
+if (!hasGo) console.log('# SKIP go tool pprof tests: `go` is not on PATH here (CI installs the Debian package golang-go)');
+
+test('go tool pprof -raw and -top read tasks and goroutine from the server URL', { skip: hasGo ? false : 'go is not installed (apt-get install golang-go)' }, async () => {
+  const [express5] = adapters;
+  const app = await express5.start({ tracking: 'full' });
+  const scratch = mkdtempSync(path.join(tmpdir(), 'taskprof-go-'));
+  const env = { ...process.env, PPROF_TMPDIR: scratch, HOME: scratch, GOCACHE: path.join(scratch, 'gocache') };
+  try {
+    for (let i = 0; i < 4; i++) await (await fetch(`${app.appUrl}/cache/k${i}`)).text();
+    const raw = await run('go', ['tool', 'pprof', '-raw', `${app.debugUrl}/debug/pprof/goroutine`], { env });
+    assert.match(raw.stdout, /PeriodType: tasks count/);
+    assert.match(raw.stdout, /\n\s+4: [\d ]+\n\s+detail:\[setInterval\(60000ms\)\] method:\[GET\] route:\[\/cache\/:key\] type:\[Timeout\]/);
+    assert.match(raw.stdout, /new TtlMap \S*test\/fixtures\/leaky-app\.mjs:5/);
+    const top = await run('go', ['tool', 'pprof', '-top', `${app.debugUrl}/debug/pprof/tasks`], { env });
+    assert.match(top.stdout, /Type: tasks/);
+    assert.match(top.stdout, /\s4\s+[\d.]+%\s+[\d.]+%\s+4\s+[\d.]+%\s+new TtlMap\n/);
+    assert.doesNotMatch(top.stdout, /<unknown>/);
+  } finally {
+    closeCaches();
+    await app.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
