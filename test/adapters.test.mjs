@@ -133,3 +133,27 @@ test('token and authorize through a real adapter', async () => {
     await app.close();
   }
 });
+
+test('Express routers: the route label is the full template, mount path included', async () => {
+  const { default: express } = await import('express');
+  const { default: taskprof } = await import('taskprof/express');
+  const { startTracking } = await import('taskprof');
+  const app = express();
+  app.use(taskprof({ tracking: 'full' }));
+  const api = express.Router();
+  const timers = [];
+  api.get('/items/:id', (req, res) => {
+    timers.push(setInterval(() => {}, 4321)); // ROUTER TIMER
+    res.send('ok');
+  });
+  app.use('/api', api);
+  try {
+    await supertest(app).get('/api/items/7').expect(200);
+    const text = (await supertest(app).get('/debug/pprof/tasks?debug=1')).text;
+    const group = parseGroups(text).find((g) => g.head.includes('setInterval(4321ms)'));
+    assert.match(group.head, /\{method="GET", route="\/api\/items\/:id"\}$/);
+  } finally {
+    timers.forEach(clearInterval);
+    startTracking({ mode: 'full' });
+  }
+});
