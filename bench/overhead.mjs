@@ -29,7 +29,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const VARIANTS = ['none', 'counts', 'sampled', 'full', 'why-is-node-running-hook'];
+// `--variants a,b` replaces the list; `none` always comes first.
+let VARIANTS = ['none', 'counts', 'sampled', 'full', 'why-is-node-running-hook'];
 const FRAMEWORKS = ['express', 'fastify'];
 
 // ---------------------------------------------------------------------------
@@ -39,7 +40,10 @@ async function child(framework, variant) {
   // Installed before the framework loads, as `import 'why-is-node-running'` would be.
   if (variant === 'why-is-node-running-hook') installWhyIsNodeRunningHook();
 
-  const tracking = ['counts', 'sampled', 'full'].includes(variant) ? variant : undefined;
+  // `sampled:256` is sampled mode with samplingInterval 256.
+  const [mode, interval] = variant.split(':');
+  const tracking = ['counts', 'sampled', 'full'].includes(mode) ? mode : undefined;
+  const trackingOptions = interval === undefined ? { tracking } : { tracking, samplingInterval: Number(interval) };
   const handler = () => new Promise((resolve) => setImmediate(resolve));
   let server;
   let close;
@@ -48,7 +52,7 @@ async function child(framework, variant) {
     const app = express();
     if (tracking) {
       const { default: taskprof } = await import('taskprof/express');
-      app.use(taskprof({ tracking }));
+      app.use(taskprof(trackingOptions));
     }
     app.get('/', async (_req, res) => {
       await handler();
@@ -62,7 +66,7 @@ async function child(framework, variant) {
     const app = Fastify({ logger: false });
     if (tracking) {
       const { default: taskprof } = await import('taskprof/fastify');
-      await app.register(taskprof, { tracking });
+      await app.register(taskprof, trackingOptions);
     }
     app.get('/', async () => {
       await handler();
@@ -144,6 +148,7 @@ async function parent() {
       concurrency: { type: 'string' },
       warmup: { type: 'string' },
       framework: { type: 'string', multiple: true },
+      variants: { type: 'string' },
       timeout: { type: 'string' },
     },
   });
@@ -162,6 +167,7 @@ async function parent() {
     concurrency: int('concurrency', 'BENCH_CONCURRENCY', 8),
     warmup: int('warmup', 'BENCH_WARMUP', Math.max(3000, Math.round(requests / 2)), 0),
   };
+  if (values.variants) VARIANTS = ['none', ...values.variants.split(',').filter((v) => v !== 'none')];
   const frameworks = values.framework ?? (process.env.BENCH_FRAMEWORK?.split(',') ?? FRAMEWORKS);
   for (const f of frameworks) if (!FRAMEWORKS.includes(f)) throw new Error(`unknown framework ${f}`);
   // Hard bound on the whole run: whatever hangs, the children are killed and we exit.

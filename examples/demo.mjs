@@ -5,7 +5,9 @@ import taskprof from 'taskprof/express';
 import { TtlCache } from './demo/ttl-cache.mjs';
 
 const app = express();
-app.use(taskprof());
+// samplingInterval 16 so the sampled promise leak shows within seconds; in
+// production keep the default (256), which is what the overhead budget assumes.
+app.use(taskprof({ samplingInterval: 16 }));
 
 // Leak 1: a new cache (and so a new interval) per request.
 app.get('/users/:id', (req, res) => {

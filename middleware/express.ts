@@ -13,7 +13,8 @@ interface ExpressRequest extends IncomingMessage {
 }
 
 // The route template is known only once Express has matched a route, so it
-// is read late, from a weak reference: the label must not keep req alive.
+// is read late: when a task is recorded, and when a listing is made. Through a
+// weak reference, so that a task outliving its request does not keep req alive.
 function routeOf(ref: WeakRef<ExpressRequest>): Labels | undefined {
   const req = ref.deref();
   const path = req?.route?.path;
@@ -29,8 +30,8 @@ export default function taskprof(options?: TaskprofOptions) {
       taskprof.serve(request, res, request, request.url);
       return;
     }
+    if (!taskprof.labelsEnabled()) return next();
     const ref = new WeakRef(request);
-    const { labels } = taskprof.runLabelled({ method: request.method ?? 'GET' }, next, () => routeOf(ref));
-    if (labels !== undefined) res.once('close', () => labels.settle());
+    taskprof.runLabelled({ method: request.method ?? 'GET' }, next, () => routeOf(ref));
   };
 }

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { tracker, defaultTrackerSettings, trackingModes, type TrackerSettings, type TypeCount } from './tracker.js';
-import { extendLabels, labelStorage, type Labels } from './labels.js';
+import { extendLabels, runWithLabels, type Labels } from './labels.js';
 import { createTasksProfile } from './profiles/tasks.js';
 import { markTrackingConfigured } from './node.js';
 
@@ -31,7 +31,7 @@ export function withLabels<T>(labels: Labels, fn: () => T): T {
   for (const [key, value] of Object.entries(labels)) {
     if (typeof value !== 'string') throw new TypeError(`withLabels: label "${key}" must be a string`);
   }
-  return labelStorage.run(extendLabels(labels), fn);
+  return runWithLabels(extendLabels(labels), fn);
 }
 
 /** Starts tracking, or changes how it tracks; unspecified settings keep their current (or default) values. */

@@ -1,7 +1,8 @@
 // Labels: key/value pairs attached to the tasks created inside a scope, like
-// Go's pprof.Do. Carried by AsyncLocalStorage so that they follow callbacks,
-// timers and promise continuations.
-import { AsyncLocalStorage } from 'node:async_hooks';
+// Go's pprof.Do. The current set is one variable: scopes set it synchronously,
+// and the tracker's hooks carry it into promise continuations (and, in full
+// mode, into every async callback). AsyncLocalStorage would do the same at
+// several times the cost on Node 20 and 22 (docs/design.md).
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -22,17 +23,13 @@ export class LabelSet {
     this.#late = late;
   }
 
-  /** Reads late labels once more and keeps them; called when the request ends. */
-  settle(): void {
-    this.#resolveLate();
-    this.#late = undefined;
-  }
-
-  #resolveLate(): void {
-    if (this.#late === undefined) return;
+  /** Tries the late labels once more; called when a task is recorded and when a listing reads them. */
+  resolve(): void {
+    const late = this.#late;
+    if (late === undefined) return;
     let extra: Labels | undefined;
     try {
-      extra = this.#late();
+      extra = late();
     } catch {
       extra = undefined;
     }
@@ -44,16 +41,14 @@ export class LabelSet {
   }
 
   get values(): Labels {
-    this.#resolveLate();
+    this.resolve();
     return this.#values;
   }
 
   /** A canonical string for grouping: sorted keys. */
   get key(): string {
     const values = this.values;
-    if (this.#key === undefined || this.#late !== undefined) {
-      this.#key = formatLabels(values);
-    }
+    if (this.#key === undefined) this.#key = formatLabels(values);
     return this.#key;
   }
 }
@@ -65,15 +60,23 @@ export function formatLabels(values: Labels): string {
   return '{' + keys.map((k) => `${k}=${JSON.stringify(values[k])}`).join(', ') + '}';
 }
 
-export const labelStorage = new AsyncLocalStorage<LabelSet>();
+/** The label set in force now; read and written by the tracker's hooks. */
+export const labelContext: { current: LabelSet | undefined } = { current: undefined };
 
-export function currentLabels(): LabelSet | undefined {
-  return labelStorage.getStore();
+/** Runs `fn` with `set` as the current labels, restoring the previous ones after. */
+export function runWithLabels<T>(set: LabelSet | undefined, fn: () => T): T {
+  const saved = labelContext.current;
+  labelContext.current = set;
+  try {
+    return fn();
+  } finally {
+    labelContext.current = saved;
+  }
 }
 
 /** The labels in force here merged with `labels`, as a new set. */
 export function extendLabels(labels: Labels): LabelSet {
-  const outer = labelStorage.getStore();
+  const outer = labelContext.current;
   return new LabelSet(outer === undefined ? { ...labels } : { ...outer.values, ...labels });
 }
 

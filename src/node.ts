@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, pipeline } from 'node:stream';
 import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './options.js';
 import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
-import { LabelSet, labelStorage, type Labels } from './labels.js';
+import { LabelSet, runWithLabels, type Labels } from './labels.js';
 import { tracker, defaultTrackerSettings } from './tracker.js';
 
 export function writeResponse(res: ServerResponse, response: DebugResponse, head: boolean): void {
@@ -61,8 +61,10 @@ export interface MountedTaskprof {
   readonly handler: DebugHandler;
   /** Serves a debug request; `url` is relative to where the adapter is mounted. */
   serve(req: IncomingMessage, res: ServerResponse, native: unknown, url?: string): void;
+  /** Whether the tracker records labels now (adapters skip building them otherwise). */
+  labelsEnabled(): boolean;
   /** Runs `next` with `labels` on every task it creates, when the tracker records labels. */
-  runLabelled<T>(labels: Labels, next: () => T, late?: () => Labels | undefined): { labels: LabelSet | undefined; result: T };
+  runLabelled<T>(labels: Labels, next: () => T, late?: () => Labels | undefined): T;
 }
 
 export function mount(options?: TaskprofOptions): MountedTaskprof {
@@ -88,10 +90,10 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
           } else res.destroy();
         });
     },
+    labelsEnabled: () => tracker.labelsEnabled,
     runLabelled(labels, next, late) {
-      if (!tracker.labelsEnabled) return { labels: undefined, result: next() };
-      const set = new LabelSet(labels, late);
-      return { labels: set, result: labelStorage.run(set, next) };
+      if (!tracker.labelsEnabled) return next();
+      return runWithLabels(new LabelSet(labels, late), next);
     },
   };
 }

@@ -22,7 +22,7 @@ export interface TaskprofOptions {
    * only), `off`. Default `sampled`. Process-wide: the last one set wins.
    */
   tracking?: TrackingMode;
-  /** Mean gap between sampled high-volume tasks in `sampled` and `counts` modes. Default 64. */
+  /** Mean gap between sampled high-volume tasks in `sampled` and `counts` modes. Default 256. */
   samplingInterval?: number;
   /** Most task records kept at once; tasks beyond it are counted as dropped. Default 200000. */
   maxTasks?: number;

@@ -22,9 +22,12 @@ export interface StackEntry {
 
 // Frames kept per stack after Node's and taskprof's own frames are dropped.
 const keptFrames = 24;
-// Frames V8 walks: enough to get past deep internal chains (http.request ->
-// net.connect -> TCP wrap is about 12) and still reach the caller's frames.
-export const captureDepth = 40;
+// Frames V8 walks. Each costs about 0.5 µs (walk and format), so this is the
+// cost of a capture. Hooks inside Node (full mode: async_hooks init under
+// http.request -> net.connect -> TCP wrap is about 12 frames deep) need more
+// than wrappers, which capture right at the caller's frame.
+export const deepCaptureDepth = 40;
+export const shallowCaptureDepth = 20;
 // Shown when every frame is Node's own, so that the task is still recognisable.
 const internalFallbackFrames = 3;
 
@@ -88,10 +91,10 @@ interface StackHolder {
  * Captures the current stack, without the frames above (and including)
  * `above`, as a key string; OWN_TASK when taskprof's own code created it.
  */
-export function captureStackKey(above: Function): string {
+export function captureStackKey(above: Function, depth: number): string {
   const savedLimit = Error.stackTraceLimit;
   const savedPrepare = Error.prepareStackTrace;
-  Error.stackTraceLimit = captureDepth;
+  Error.stackTraceLimit = depth;
   Error.prepareStackTrace = stackKeyOf as typeof Error.prepareStackTrace;
   const holder: StackHolder = {};
   try {

@@ -3,8 +3,9 @@
 // Design and measurements: docs/design.md.
 import asyncHooks from 'node:async_hooks';
 import v8 from 'node:v8';
-import { captureStackKey, OWN_TASK, StackTable, type StackEntry } from './stack.js';
-import { labelStorage, type LabelSet } from './labels.js';
+import { captureStackKey, deepCaptureDepth, OWN_TASK, shallowCaptureDepth, StackTable, type StackEntry } from './stack.js';
+import { labelContext, type LabelSet } from './labels.js';
+import { installInstrumentation, uninstallInstrumentation } from './instrument.js';
 
 export type TrackingMode = 'full' | 'sampled' | 'counts' | 'off';
 export const trackingModes: readonly TrackingMode[] = ['full', 'sampled', 'counts', 'off'];
@@ -43,7 +44,7 @@ export interface TypeCount {
 
 export interface TrackerSettings {
   mode: TrackingMode;
-  /** In `sampled` and `counts` modes, one high-volume task in this many (on average) gets a record. */
+  /** In `sampled` and `counts` modes, one high-volume task (and promise) in this many, on average, gets a record. */
   samplingInterval: number;
   /** Most records kept at once; beyond it new tasks are counted as dropped. */
   maxTasks: number;
@@ -51,7 +52,7 @@ export interface TrackerSettings {
 
 export const defaultTrackerSettings: TrackerSettings = {
   mode: 'sampled',
-  samplingInterval: 64,
+  samplingInterval: 256,
   maxTasks: 200_000,
 };
 
@@ -63,12 +64,6 @@ interface Counters {
   live: number;
 }
 
-// Resources that are never high-volume and that are the usual leaks: each
-// gets a stack in `sampled` mode.
-const lowVolumeTypes = new Set([
-  'TCPSERVERWRAP', 'PIPESERVERWRAP', 'PROCESSWRAP', 'SIGNALWRAP', 'FSEVENTWRAP',
-  'STATWATCHER', 'UDPWRAP', 'WORKER', 'TTYWRAP', 'MESSAGEPORT', 'ELDHISTOGRAM',
-]);
 // Scheduled callbacks that always run on the next turn; not pending work.
 const ignoredTypes = new Set(['PROMISE', 'TickObject', 'Microtask']);
 
@@ -84,29 +79,12 @@ const activeResourceTypes: Record<string, string> = {
 };
 
 const kRecord = Symbol('taskprof.record');
-type Marked = { [kRecord]?: TaskRecord };
+const kLabels = Symbol('taskprof.labels');
+type Marked = { [kRecord]?: TaskRecord; [kLabels]?: LabelSet };
 
-let trackPromisesOptionSupported: boolean | undefined;
-
-/**
- * Whether async_hooks.createHook accepts `trackPromises: false` (newer Node):
- * then a resource hook does not switch on Node's promise tracking.
- */
-export function supportsUntrackedPromises(): boolean {
-  if (trackPromisesOptionSupported !== undefined) return trackPromisesOptionSupported;
-  let sawPromise = false;
-  const probe = asyncHooks.createHook({
-    init(_id, type) {
-      if (type === 'PROMISE') sawPromise = true;
-    },
-    trackPromises: false,
-  } as asyncHooks.HookCallbacks);
-  probe.enable();
-  void Promise.resolve(1).then(() => 2);
-  probe.disable();
-  trackPromisesOptionSupported = !sawPromise;
-  return trackPromisesOptionSupported;
-}
+// How often, in `sampled` mode, records of timers are checked for having fired
+// or been cleared (timers end without an event the wrappers could see).
+const timerSweepMs = 2000;
 
 export class Tracker {
   #settings: TrackerSettings = { ...defaultTrackerSettings, mode: 'off' };
@@ -122,6 +100,10 @@ export class Tracker {
   #labelsOn = false;
   #stopPromiseHook: (() => void) | undefined;
   #resourceHook: asyncHooks.AsyncHook | undefined;
+  #instrumented = false;
+  #timerSweep: NodeJS.Timeout | undefined;
+  // Labels saved by `before` hooks, put back by `after` hooks.
+  #savedLabels: (LabelSet | undefined)[] = [];
   #finalization = new FinalizationRegistry<TaskRecord>((record) => this.#end(record, true));
   #startedAt = 0;
 
@@ -170,17 +152,26 @@ export class Tracker {
     this.#labelsOn = this.#captureStacks;
     this.#countdown = this.#nextGap();
     this.#startedAt = Date.now();
-    this.#stopPromiseHook = v8.promiseHooks.createHook({
-      init: this.#onPromiseInit,
-      settled: this.#onPromiseSettled,
-    }) as () => void;
-    if (mode !== 'counts' || supportsUntrackedPromises()) {
+    this.#stopPromiseHook = v8.promiseHooks.createHook(
+      this.#labelsOn
+        ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled, before: this.#onPromiseBefore, after: this.#onAfter }
+        : { init: this.#onPromiseInit, settled: this.#onPromiseSettled },
+    ) as () => void;
+    if (mode === 'full') {
       this.#resourceHook = asyncHooks.createHook({
         init: this.#onResourceInit,
         destroy: this.#onResourceDestroy,
+        before: this.#onResourceBefore,
+        after: this.#onAfter,
         trackPromises: false,
       } as asyncHooks.HookCallbacks);
       this.#resourceHook.enable();
+    } else if (mode === 'sampled') {
+      // Started before the wrappers, so that it is not one of the app's tasks.
+      this.#timerSweep = setInterval(() => this.#sweepEndedResources(), timerSweepMs);
+      this.#timerSweep.unref();
+      installInstrumentation(this.#onWrappedResource);
+      this.#instrumented = true;
     }
   }
 
@@ -193,6 +184,11 @@ export class Tracker {
     this.#stopPromiseHook = undefined;
     this.#resourceHook?.disable();
     this.#resourceHook = undefined;
+    if (this.#instrumented) uninstallInstrumentation();
+    this.#instrumented = false;
+    clearInterval(this.#timerSweep);
+    this.#timerSweep = undefined;
+    this.#savedLabels = [];
     this.#captureStacks = false;
     this.#labelsOn = false;
   }
@@ -232,6 +228,9 @@ export class Tracker {
   // `await`) have a parent: they are waiters on a task, not tasks, and
   // counting them would show every awaited promise twice.
   #onPromiseInit = (promise: Promise<unknown>, parent: Promise<unknown> | undefined): void => {
+    // Every promise carries the labels in force, so its reactions run with them.
+    const labels = labelContext.current;
+    if (labels !== undefined) (promise as Marked)[kLabels] = labels;
     if (parent !== undefined) return;
     try {
       this.#countersOf(PROMISE_TYPE).created++;
@@ -258,22 +257,44 @@ export class Tracker {
     }
   };
 
+  #onPromiseBefore = (promise: Promise<unknown>): void => {
+    this.#savedLabels.push(labelContext.current);
+    labelContext.current = (promise as Marked)[kLabels];
+  };
+
+  #onAfter = (): void => {
+    labelContext.current = this.#savedLabels.pop();
+  };
+
+  // Full mode: callbacks of every resource run with the labels of their creation.
+  #onResourceBefore = (): void => {
+    this.#savedLabels.push(labelContext.current);
+    labelContext.current = (asyncHooks.executionAsyncResource() as Marked | undefined)?.[kLabels];
+  };
+
+  // Sampled mode: a resource made through a wrapped public function.
+  #onWrappedResource = (type: string, resource: object, alwaysStacked: boolean, wrapper: Function, endEvent: string | undefined): void => {
+    this.#countersOf(type).created++;
+    let weight = 1;
+    if (!alwaysStacked) {
+      if (--this.#countdown > 0) return;
+      this.#countdown = this.#nextGap();
+      weight = this.#settings.samplingInterval;
+    }
+    const record = this.#record(type, weight, true, wrapper, 0, resource);
+    if (record === undefined) return;
+    (resource as Marked)[kRecord] = record;
+    if (endEvent !== undefined) (resource as NodeJS.EventEmitter).once(endEvent, () => this.#end(record, false));
+  };
+
+  // Full mode: every resource Node reports, with a stack.
   #onResourceInit = (asyncId: number, type: string, _triggerAsyncId: number, resource: object): void => {
     if (ignoredTypes.has(type)) return;
+    const labels = labelContext.current;
+    if (labels !== undefined) (resource as Marked)[kLabels] = labels;
     try {
       this.#countersOf(type).created++;
-      let stacked = false;
-      let weight = 1;
-      if (this.#captureStacks) {
-        if (this.#settings.mode === 'full' || lowVolumeTypes.has(type) || isInterval(type, resource)) {
-          stacked = true;
-        } else if (--this.#countdown <= 0) {
-          this.#countdown = this.#nextGap();
-          stacked = true;
-          weight = this.#settings.samplingInterval;
-        }
-      }
-      const record = this.#record(type, weight, stacked, this.#onResourceInit, asyncId, stacked ? resource : undefined);
+      const record = this.#record(type, 1, true, this.#onResourceInit, asyncId, resource);
       if (record !== undefined) {
         this.#byAsyncId.set(asyncId, record);
         (resource as Marked)[kRecord] = record;
@@ -304,11 +325,13 @@ export class Tracker {
     }
     let stack: StackEntry | undefined;
     if (stacked) {
-      const key = captureStackKey(hook);
+      const key = captureStackKey(hook, this.#settings.mode === 'full' ? deepCaptureDepth : shallowCaptureDepth);
       if (key === OWN_TASK) return undefined;
       stack = this.#stacks.acquire(key);
     }
     const parent = this.#runningTask();
+    const labels = this.#labelsOn ? labelContext.current : undefined;
+    labels?.resolve();
     const record: TaskRecord = {
       id: this.#nextId++,
       type,
@@ -317,7 +340,7 @@ export class Tracker {
       parentType: parent?.type ?? '',
       weight,
       stack,
-      labels: this.#labelsOn ? labelStorage.getStore() : undefined,
+      labels,
       resource: resource === undefined ? undefined : new WeakRef(resource),
       asyncId,
       live: true,
@@ -356,22 +379,25 @@ export class Tracker {
     if (record.asyncId !== 0) this.#byAsyncId.delete(record.asyncId);
   }
 
-  // A timer can end without a destroy event reaching us (for example when it
-  // was created before the hook was enabled); its own flag is the truth.
-  #sweepFinishedTimers(): void {
-    for (const type of ['Timeout', 'Immediate']) {
-      const records = this.#live.get(type);
-      if (records === undefined) continue;
+  // A timer ends without an event (it fired, or was cleared), and a timer made
+  // before a resource hook was enabled sends no destroy: its own flag is the
+  // truth. Any resource that was garbage collected has ended too.
+  #sweepEndedResources(): void {
+    for (const [type, records] of this.#live) {
+      if (type === PROMISE_TYPE) continue;
       for (const record of records.values()) {
-        const timer = record.resource?.deref() as { _destroyed?: boolean } | undefined;
-        if (timer !== undefined && timer._destroyed === true) this.#end(record, false);
+        if (record.resource === undefined) continue;
+        const resource = record.resource.deref() as { _destroyed?: boolean } | undefined;
+        if (resource === undefined || ((type === 'Timeout' || type === 'Immediate') && resource._destroyed === true)) {
+          this.#end(record, false);
+        }
       }
     }
   }
 
   /** Live records, oldest first. */
   records(): TaskRecord[] {
-    this.#sweepFinishedTimers();
+    this.#sweepEndedResources();
     const all: TaskRecord[] = [];
     for (const records of this.#live.values()) for (const record of records.values()) all.push(record);
     all.sort((a, b) => a.id - b.id);
@@ -386,28 +412,37 @@ export class Tracker {
     return undefined;
   }
 
-  /** Counts by type. Without a resource hook (`counts` mode on older Node) handles come from process.getActiveResourcesInfo(). */
+  /**
+   * Counts by type. With the resource hook (`full`) every count is exact. Otherwise
+   * live handles, requests and timers come from process.getActiveResourcesInfo()
+   * (exact, but only those that keep the process alive), and promises from the sample.
+   */
   typeCounts(): TypeCount[] {
     const result: TypeCount[] = [];
-    const sampledPromises = this.sampled;
+    const exactHandles = this.#resourceHook !== undefined;
     for (const [type, counters] of this.#counters) {
+      if (!exactHandles && type !== PROMISE_TYPE) continue;
       result.push({
         type,
         live: Math.round(counters.live),
         created: counters.created,
         completed: Math.round(counters.completed),
         abandoned: Math.round(counters.abandoned),
-        estimated: type === PROMISE_TYPE && sampledPromises,
+        estimated: type === PROMISE_TYPE && this.sampled,
       });
     }
-    if (this.#settings.mode === 'counts' && this.#resourceHook === undefined) {
+    if (!exactHandles && this.#settings.mode !== 'off') {
       const active = new Map<string, number>();
       for (const name of process.getActiveResourcesInfo()) {
         const type = activeResourceTypes[name] ?? name;
         active.set(type, (active.get(type) ?? 0) + 1);
       }
+      for (const type of this.#counters.keys()) {
+        if (type !== PROMISE_TYPE && !active.has(type)) active.set(type, 0);
+      }
       for (const [type, live] of active) {
-        result.push({ type, live, created: 0, completed: 0, abandoned: 0, estimated: false });
+        const counters = this.#counters.get(type);
+        result.push({ type, live, created: counters?.created ?? 0, completed: 0, abandoned: 0, estimated: false });
       }
     }
     return result.filter((c) => c.live > 0 || c.created > 0).sort((a, b) => b.live - a.live || a.type.localeCompare(b.type));
@@ -419,10 +454,6 @@ export class Tracker {
     for (const count of this.typeCounts()) total += count.live;
     return total;
   }
-}
-
-function isInterval(type: string, resource: object): boolean {
-  return type === 'Timeout' && typeof (resource as { _repeat?: unknown })._repeat === 'number';
 }
 
 /** State detail of a task, read from its resource when it is still reachable. */
