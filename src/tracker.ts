@@ -3,6 +3,8 @@
 // Design and measurements: docs/design.md.
 import asyncHooks from 'node:async_hooks';
 import v8 from 'node:v8';
+import net from 'node:net';
+import http from 'node:http';
 import { captureStackKey, deepCaptureDepth, OWN_TASK, shallowCaptureDepth, StackTable, type StackEntry } from './stack.js';
 import { labelContext, type LabelSet } from './labels.js';
 import { installInstrumentation, uninstallInstrumentation } from './instrument.js';
@@ -481,6 +483,17 @@ interface HandleLike {
   pid?: number;
 }
 
+function hostPort(host: string | undefined, port: number | undefined): string {
+  if (host === undefined) return '';
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function serverAddress(server: net.Server): string {
+  const bound = server.address();
+  if (bound === null) return '';
+  return typeof bound === 'string' ? bound : hostPort(bound.address, bound.port);
+}
+
 function address(handle: HandleLike, which: 'getsockname' | 'getpeername'): string {
   const out: Record<string, unknown> = {};
   const fn = handle[which];
@@ -498,12 +511,16 @@ function describeResource(type: string, resource: object, withAddresses: boolean
   } else if (type === 'Immediate') {
     parts.push('setImmediate');
   } else if (type === 'TCPSERVERWRAP' || type === 'PIPESERVERWRAP') {
-    const local = address(resource as HandleLike, 'getsockname');
+    const local = resource instanceof net.Server ? serverAddress(resource) : address(resource as HandleLike, 'getsockname');
     if (local !== '') parts.push('listening ' + local);
   } else if (type === 'TCPWRAP' && withAddresses) {
-    const local = address(resource as HandleLike, 'getsockname');
-    const remote = address(resource as HandleLike, 'getpeername');
+    const [local, remote] =
+      resource instanceof net.Socket
+        ? [hostPort(resource.localAddress, resource.localPort), hostPort(resource.remoteAddress, resource.remotePort)]
+        : [address(resource as HandleLike, 'getsockname'), address(resource as HandleLike, 'getpeername')];
     if (local !== '' || remote !== '') parts.push(`${local} -> ${remote}`);
+  } else if (type === 'HTTPCLIENTREQUEST' && resource instanceof http.ClientRequest) {
+    parts.push(`${resource.method} ${resource.host}` + (withAddresses ? resource.path : ''));
   } else if (type === 'PROCESSWRAP' && withAddresses) {
     const pid = (resource as HandleLike).pid;
     if (typeof pid === 'number') parts.push(`pid ${pid}`);

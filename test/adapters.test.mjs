@@ -29,9 +29,13 @@ function binaryParser(res, callback) {
   res.on('end', () => callback(null, Buffer.concat(chunks)));
 }
 
-for (const adapter of adapters) {
-  test(adapter.name, async (t) => {
-    const app = await adapter.start({ tracking: 'full' });
+// Full mode, and the default sampled mode with every task sampled, so that
+// counts are exact in both.
+const modes = [{ tracking: 'full' }, { tracking: 'sampled', samplingInterval: 1 }];
+
+for (const mode of modes) for (const adapter of adapters) {
+  test(`${adapter.name}, ${mode.tracking} mode`, async (t) => {
+    const app = await adapter.start(mode);
     const debug = () => supertest(app.supertestTarget);
     const hanging = [];
     try {

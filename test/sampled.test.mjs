@@ -1,0 +1,92 @@
+// The default `sampled` mode: wrappers around the public resource creators
+// record servers, child processes and intervals with stacks, end them on
+// their close events, carry labels across awaits, and put everything back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { once } from 'node:events';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import util from 'node:util';
+import timers from 'node:timers';
+import { setTimeout as importedSetTimeout } from 'node:timers';
+import { startTracking, stopTracking, trackingSettings, withLabels, writeProfile } from 'taskprof';
+import { parseGroups, sourcePosition } from './helpers.mjs';
+
+const here = new URL(import.meta.url).pathname;
+const originals = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval, listen: net.Server.prototype.listen, timersSetTimeout: timers.setTimeout };
+
+async function listing() {
+  let text = '';
+  const sink = new Writable({ write(chunk, _enc, done) { text += chunk; done(); } });
+  await writeProfile('tasks', sink, { debug: 1 });
+  return text;
+}
+
+const groupAt = async (marker, callee) => parseGroups(await listing()).find((g) => g.frames[0] === sourcePosition(here, marker, callee));
+
+test('sampled is the default mode, with samplingInterval 256', () => {
+  startTracking({});
+  assert.deepEqual(trackingSettings(), { mode: 'sampled', samplingInterval: 256, maxTasks: 200_000 });
+});
+
+test('a listening server is recorded at its listen() line and leaves on close', async () => {
+  startTracking({ mode: 'sampled' });
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1'); // LISTEN
+  await once(server, 'listening');
+  const group = await groupAt('// LISTEN', 'listen(');
+  assert.match(group.head, /^1 @ TCPSERVERWRAP listening 127\.0\.0\.1:\d+ oldest/);
+  server.close();
+  await once(server, 'close');
+  assert.equal(await groupAt('// LISTEN', 'listen('), undefined);
+});
+
+test('a child process is recorded until it exits', async () => {
+  startTracking({ mode: 'sampled' });
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 200)']); // SPAWN
+  assert.match((await groupAt('// SPAWN', 'spawn(')).head, /^1 @ PROCESSWRAP/);
+  await once(child, 'exit');
+  assert.equal(await groupAt('// SPAWN', 'spawn('), undefined);
+});
+
+test('intervals always have a stack; a fired timeout leaves', async () => {
+  startTracking({ mode: 'sampled', samplingInterval: 1 });
+  const interval = setInterval(() => {}, 999); // INTERVAL
+  assert.match((await groupAt('// INTERVAL', 'setInterval(')).head, /^1 @ Timeout setInterval\(999ms\)/);
+  clearInterval(interval);
+  assert.equal(await groupAt('// INTERVAL', 'setInterval('), undefined);
+  await new Promise((resolve) => setTimeout(resolve, 5)); // TIMEOUT
+  assert.equal(await groupAt('// TIMEOUT', 'setTimeout('), undefined);
+});
+
+test('labels follow a request scope across awaits and into promise continuations', async () => {
+  startTracking({ mode: 'sampled', samplingInterval: 1 });
+  const timers = [];
+  await withLabels({ job: 'sync' }, async () => {
+    await null;
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.resolve().then(() => timers.push(setInterval(() => {}, 777))); // AFTER AWAIT
+  });
+  assert.match((await groupAt('// AFTER AWAIT', 'setInterval(')).head, /\{job="sync"\}$/);
+  timers.forEach(clearInterval);
+  const outside = setInterval(() => {}, 778); // OUTSIDE
+  assert.doesNotMatch((await groupAt('// OUTSIDE', 'setInterval(')).head, /job=/, 'no labels leak out of the scope');
+  clearInterval(outside);
+});
+
+test('wrappers keep what callers rely on, and stopping puts the originals back', async () => {
+  startTracking({ mode: 'sampled' });
+  assert.notEqual(globalThis.setTimeout, originals.setTimeout);
+  assert.equal(globalThis.setTimeout.name, 'setTimeout');
+  assert.equal(await util.promisify(setTimeout)(1, 'value'), 'value');
+  const timer = setTimeout(() => {}, 1000);
+  assert.equal(typeof timer.ref, 'function', 'the Timeout object is returned unchanged');
+  clearTimeout(timer);
+  stopTracking();
+  assert.equal(globalThis.setTimeout, originals.setTimeout);
+  assert.equal(globalThis.setInterval, originals.setInterval);
+  assert.equal(net.Server.prototype.listen, originals.listen);
+  assert.equal(timers.setTimeout, originals.timersSetTimeout);
+  assert.equal(importedSetTimeout, originals.timersSetTimeout, 'ESM named imports are synced back too');
+});
