@@ -36,7 +36,7 @@ const ownDirUrl = 'file://' + ownDir + '/dist/';
 const ownDirPath = ownDir + path.sep + 'dist' + path.sep;
 
 // Node's own hook and timer plumbing: never informative, even as a fallback.
-const plumbingFiles = new Set(['node:internal/async_hooks', 'node:internal/timers', 'node:internal/process/task_queues']);
+const plumbingFiles = new Set(['node:internal/async_hooks', 'node:internal/timers', 'node:internal/process/task_queues', 'node:internal/promise_hooks']);
 
 /** Returned by capture when the task was created by taskprof itself. */
 export const OWN_TASK = '\u0000taskprof';
@@ -47,6 +47,13 @@ function isInternal(file: string | null | undefined): boolean {
 
 function isOwn(file: string): boolean {
   return file.startsWith(ownDirPath) || file.startsWith(ownDirUrl);
+}
+
+// taskprof's wrappers sit between the app and Node (the app's http.get goes
+// through the wrapper before Node's net.connect reaches the next one): their
+// frames are skipped like Node's, not taken as taskprof's own work.
+function isWrapper(file: string): boolean {
+  return file.endsWith('/src/instrument.js');
 }
 
 function frameKey(site: NodeJS.CallSite, file: string): string {
@@ -64,7 +71,7 @@ function stackKeyOf(_error: Error, sites: NodeJS.CallSite[]): string {
   let sawUser = false;
   for (const site of sites) {
     const file = site.getFileName();
-    if (isInternal(file)) continue;
+    if (isInternal(file) || isWrapper(file as string)) continue;
     if (isOwn(file as string)) {
       if (!sawUser) return OWN_TASK;
       continue;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { once } from 'node:events';
 import net from 'node:net';
+import http from 'node:http';
 import { spawn } from 'node:child_process';
 import util from 'node:util';
 import timers from 'node:timers';
@@ -48,6 +49,31 @@ test('a child process is recorded until it exits', async () => {
   assert.match((await groupAt('// SPAWN', 'spawn(')).head, /^1 @ PROCESSWRAP/);
   await once(child, 'exit');
   assert.equal(await groupAt('// SPAWN', 'spawn('), undefined);
+});
+
+test('an outgoing request and its socket are recorded at the caller\'s line until they close', async () => {
+  startTracking({ mode: 'sampled', samplingInterval: 1 });
+  const server = http.createServer((req, res) => setTimeout(() => res.end('late'), 300));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const agent = new http.Agent({ keepAlive: false });
+  // V8 places a method call at the method name. (The marker is split so that this line does not match it.)
+  const line = sourcePosition(here, '// OUT' + 'GOING', 'get(');
+  try {
+    const request = http.get({ port: server.address().port, host: '127.0.0.1', agent }); // OUTGOING
+    const response = once(request, 'response');
+    await once(request, 'socket');
+    const groups = parseGroups(await listing()).filter((g) => g.frames[0] === line);
+    assert.deepEqual(groups.map((g) => g.head.split(' oldest')[0]).sort(), ['1 @ HTTPCLIENTREQUEST GET 127.0.0.1', '1 @ TCPWRAP']);
+    const [res] = await response;
+    res.resume();
+    await once(request, 'close');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(parseGroups(await listing()).filter((g) => g.frames[0] === line).length, 0);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 });
 
 test('intervals always have a stack; a fired timeout leaves', async () => {
