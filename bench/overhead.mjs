@@ -1,7 +1,8 @@
 // Overhead benchmark: server CPU time per request, with and without taskprof.
 //
 //   npm run build && node bench/overhead.mjs [--quick] [--requests N] [--rounds N]
-//       [--concurrency N] [--warmup N] [--framework express|fastify] [--timeout SECONDS]
+//       [--rounds-per-process N] [--concurrency N] [--warmup N]
+//       [--framework express|fastify] [--variants counts,sampled:128] [--timeout SECONDS]
 //
 // Method, and why:
 // - The measure is the server's CPU time per request (process.cpuUsage(), user +
@@ -14,13 +15,17 @@
 // - Variants alternate within every round (A,B,C,D, A,B,C,D, ...), so that slow
 //   drifts of the machine (thermal, other tenants) hit every variant alike rather
 //   than whichever variant happened to run during them.
+// - Fresh server processes every --rounds-per-process rounds (default 3): a
+//   process can be fast or slow for its whole life, and the medians must not
+//   rest on one process's luck.
+// - Servers pinned to one core and the load generator to the other (taskset).
 // - Medians over rounds, not means: one disturbed round must not move the result.
 //   The overhead is given two ways: the ratio of the medians, and the median of
 //   the per-round ratios (each variant against `none` of the same round).
 //
 // Results: a markdown table on stdout, and bench/results/overhead-<framework>.json.
 import { createHook } from 'node:async_hooks';
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -149,6 +154,7 @@ async function parent() {
       warmup: { type: 'string' },
       framework: { type: 'string', multiple: true },
       variants: { type: 'string' },
+      'rounds-per-process': { type: 'string' },
       timeout: { type: 'string' },
     },
   });
@@ -166,6 +172,7 @@ async function parent() {
     rounds: int('rounds', 'BENCH_ROUNDS', quick ? 3 : 7),
     concurrency: int('concurrency', 'BENCH_CONCURRENCY', 8),
     warmup: int('warmup', 'BENCH_WARMUP', Math.max(3000, Math.round(requests / 2)), 0),
+    roundsPerProcess: int('rounds-per-process', 'BENCH_ROUNDS_PER_PROCESS', 3),
   };
   if (values.variants) VARIANTS = ['none', ...values.variants.split(',').filter((v) => v !== 'none')];
   const frameworks = values.framework ?? (process.env.BENCH_FRAMEWORK?.split(',') ?? FRAMEWORKS);
@@ -190,12 +197,14 @@ async function parent() {
     process.exit(2);
   }, timeoutSeconds * 1000);
 
+  pinToCpu(process.pid, loadCpu);
   const started = Date.now();
   console.log(`# taskprof overhead: server CPU per request`);
   console.log();
   console.log(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}; ` +
     `${settings.rounds} rounds × ${settings.requests} requests per variant, ` +
-    `${settings.concurrency} in flight, ${settings.warmup} warm-up requests.`);
+    `${settings.concurrency} in flight, ${settings.warmup} warm-up requests` +
+    (canPin ? `; servers pinned to CPU ${serverCpu}, load generator to CPU ${loadCpu}.` : '; no CPU pinning (taskset absent).'));
   try {
     for (const framework of frameworks) {
       const result = await runFramework(framework, settings, children);
@@ -217,29 +226,57 @@ async function parent() {
 
 async function runFramework(framework, settings, children) {
   const started = Date.now();
-  const servers = [];
-  try {
+  let servers = [];
+  const startAll = async () => {
+    servers = [];
     // Started one at a time: startup CPU of one must not disturb another's.
     for (const variant of VARIANTS) servers.push(await startServer(framework, variant, children));
-
-    for (const s of servers) {
-      await drive(s, settings.warmup, settings.concurrency);
-    }
-
+    for (const s of servers) await drive(s, settings.warmup, settings.concurrency);
+  };
+  try {
     const rounds = [];
+    const stats = {};
     for (let round = 0; round < settings.rounds; round++) {
+      // A process can be slow or fast for its whole life (JIT and heap layout):
+      // fresh processes every few rounds sample that too, so a median over
+      // rounds is not one process's luck.
+      if (round % settings.roundsPerProcess === 0) {
+        await Promise.all(servers.map((s) => s.stop()));
+        await startAll();
+      }
       const row = {};
       for (const s of servers) row[s.variant] = await measure(s, settings.requests, settings.concurrency);
       rounds.push(row);
       const summary = VARIANTS.map((v) => `${v} ${row[v].usPerRequest.toFixed(1)}`).join(', ');
       console.error(`[${framework}] round ${round + 1}/${settings.rounds} µs/req: ${summary}`);
+      for (const s of servers) stats[s.variant] = await s.ask('stats');
     }
-
-    const stats = {};
-    for (const s of servers) stats[s.variant] = await s.ask('stats');
     return summarize(framework, settings, rounds, stats, Date.now() - started);
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+// On a 2-core machine the load generator and the server fight for the cores;
+// pinning each to its own core (taskset, where present) takes the scheduler's
+// moves out of the figures. Only one server is under load at a time.
+const canPin = os.cpus().length >= 2 && (() => {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const serverCpu = 0;
+const loadCpu = 1;
+
+function pinToCpu(pid, cpu) {
+  if (!canPin) return;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+  } catch {
+    // Not fatal: the figures are only noisier.
   }
 }
 
@@ -249,6 +286,7 @@ function startServer(framework, variant, children) {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   children.add(proc);
+  pinToCpu(proc.pid, serverCpu);
   const pending = new Map();
   let nextId = 1;
   let exited = false;

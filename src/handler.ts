@@ -3,8 +3,10 @@
 // rejects.
 import { checkAccess } from './access.js';
 import type { DebugRequestInfo, ResolvedOptions } from './options.js';
-import type { ProfileDefinition, ResponseBody } from './profiles/profile.js';
+import { ProfileError, type ProfileDefinition, type ResponseBody } from './profiles/profile.js';
 import { createRegistry, type ProfileRegistry } from './profiles/registry.js';
+import { loadEngine, type ProfilerEngine } from './engine.js';
+import { runtimeVars } from './vars.js';
 import { indexPage } from './profiles/indexpage.js';
 
 export interface DebugRequest extends DebugRequestInfo {
@@ -60,8 +62,10 @@ function pathOf(url: string): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-export function createDebugHandler(options: ResolvedOptions, registry: ProfileRegistry = createRegistry(options)): DebugHandler {
+export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEngine = loadEngine('inspector')): DebugHandler {
+  const registry = createRegistry(options, engine);
   const pprofRoot = options.prefix + '/pprof';
+  const varsPath = options.prefix + '/vars';
   let loggedInternalError = false;
 
   async function serve(request: DebugRequest): Promise<DebugResponse> {
@@ -71,6 +75,7 @@ export function createDebugHandler(options: ResolvedOptions, registry: ProfileRe
 
     const url = new URL(request.url, 'http://taskprof.invalid');
     const path = url.pathname;
+    if (path === varsPath) return ok('application/json; charset=utf-8', JSON.stringify(runtimeVars(), null, 2) + '\n');
     if (path === pprofRoot) return { status: 301, headers: { ...commonHeaders, Location: 'pprof/' }, body: undefined };
     let name: string;
     try {
@@ -97,25 +102,27 @@ export function createDebugHandler(options: ResolvedOptions, registry: ProfileRe
       debug = /^[0-9]{1,3}$/.test(debugParam) ? Number(debugParam) : NaN;
       if (!profile.debugLevels.includes(debug)) return invalidParameter('debug', oneOf(profile.debugLevels));
     }
-    const formatParam = params.get('format');
-    let json = false;
-    if (formatParam !== null) {
-      if (!profile.json || formatParam !== 'json') {
-        return invalidParameter('format', profile.json ? 'json' : 'absent: this profile has no other format');
-      }
-      json = true;
-    } else if (profile.json) {
-      json = /\bapplication\/json\b/i.test(String(request.headers.accept ?? ''));
+    let format = params.get('format') ?? undefined;
+    if (format !== undefined && !profile.formats.includes(format)) {
+      return invalidParameter('format', profile.formats.length > 0 ? oneOf(profile.formats) : 'absent: this profile has one format');
     }
-    const output = await profile.write({ debug, json, params, signal: request.signal });
-    return ok(output.contentType, output.body, output.filename);
+    if (format === undefined && profile.formats.includes('json') && /\bapplication\/json\b/i.test(String(request.headers.accept ?? ''))) {
+      format = 'json';
+    }
+    try {
+      const output = await profile.write({ debug, format, json: format === 'json', params, signal: request.signal });
+      return ok(output.contentType, output.body, output.filename);
+    } catch (error) {
+      if (error instanceof ProfileError) return serveError(error.status, error.message + '\n', error.headers);
+      throw error;
+    }
   }
 
   return {
     registry,
     matches(url: string): boolean {
       const path = pathOf(url);
-      return path === pprofRoot || path.startsWith(pprofRoot + '/');
+      return path === pprofRoot || path.startsWith(pprofRoot + '/') || path === varsPath;
     },
     async handle(request: DebugRequest): Promise<DebugResponse> {
       try {

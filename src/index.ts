@@ -77,6 +77,7 @@ export async function writeProfile(name: 'tasks', writable: Writable, options: W
   if (debug !== 0 && debug !== 1 && debug !== 2) throw new TypeError('writeProfile: debug must be 0, 1 or 2');
   const output = await createTasksProfile(tracker).write({
     debug,
+    format: options.json === true ? 'json' : undefined,
     json: options.json === true,
     params: new URLSearchParams(),
     signal: new AbortController().signal,

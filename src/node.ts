@@ -8,6 +8,9 @@ import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './op
 import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
 import { LabelSet, runWithLabels, type Labels } from './labels.js';
 import { tracker, defaultTrackerSettings } from './tracker.js';
+import { loadEngine } from './engine.js';
+import { heapSampler } from './profiles/heap.js';
+import { startRuntimeStats } from './vars.js';
 
 export function writeResponse(res: ServerResponse, response: DebugResponse, head: boolean): void {
   if (res.headersSent || res.destroyed) {
@@ -69,8 +72,14 @@ export interface MountedTaskprof {
 
 export function mount(options?: TaskprofOptions): MountedTaskprof {
   const resolved = resolveOptions(options);
+  const engine = loadEngine(resolved.engine);
   applyTracking(resolved);
-  const handler = createDebugHandler(resolved);
+  startRuntimeStats();
+  // The heap profile shows what is live now only if sampling began before.
+  heapSampler.start(engine, resolved.heapSamplingInterval).catch((error: unknown) => {
+    console.error('taskprof: could not start the sampling heap profiler; /pprof/heap will say why:', (error as Error).message);
+  });
+  const handler = createDebugHandler(resolved, engine);
   return {
     options: resolved,
     handler,

@@ -1,6 +1,7 @@
 // The one options type, its defaults, and its validation.
 import type { IncomingHttpHeaders } from 'node:http';
 import { defaultTrackerSettings, trackingModes, type TrackingMode } from './tracker.js';
+import { profilerEngines, type ProfilerEngineName } from './engine.js';
 
 /** What `authorize` is given: the request as taskprof sees it, plus the framework's own request object. */
 export interface DebugRequestInfo {
@@ -32,6 +33,16 @@ export interface TaskprofOptions {
   authorize?: (request: DebugRequestInfo) => boolean | Promise<boolean>;
   /** Bytes after which a `debug=2` dump is cut, with a closing line. Default 64 MiB. */
   maxDumpBytes?: number;
+  /** Longest CPU profile a client may ask for, in seconds. Default 300. */
+  maxProfileSeconds?: number;
+  /** CPU and heap profiler: `inspector` (Node's built-in, default) or `v8-profiler-next` (optional native addon the app installs). */
+  engine?: ProfilerEngineName;
+  /** Serve full heap snapshots (they contain every secret in memory). Default false. */
+  heapSnapshot?: boolean;
+  /** Mean bytes between samples of the heap profiler taskprof starts when mounted. Default 524288 (512 KiB). */
+  heapSamplingInterval?: number;
+  /** Bytes of memory free for a heap snapshot. Default: the container limit less RSS where one applies, else free system memory. */
+  availableMemory?: () => number;
 }
 
 export interface ResolvedOptions {
@@ -42,6 +53,11 @@ export interface ResolvedOptions {
   token: string | undefined;
   authorize: ((request: DebugRequestInfo) => boolean | Promise<boolean>) | undefined;
   maxDumpBytes: number;
+  maxProfileSeconds: number;
+  engine: ProfilerEngineName;
+  heapSnapshot: boolean;
+  heapSamplingInterval: number;
+  availableMemory: (() => number) | undefined;
 }
 
 function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
@@ -49,6 +65,17 @@ function positiveInteger(name: string, value: unknown, fallback: number, min: nu
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new TypeError(`taskprof: option "${name}" must be an integer >= ${min}, got ${String(value)}`);
   }
+  return value;
+}
+
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`taskprof: option "${name}" must be true or false, got ${String(value)}`);
+  return value;
+}
+
+function functionOption<T extends Function>(name: string, value: T | undefined): T | undefined {
+  if (value !== undefined && typeof value !== 'function') throw new TypeError(`taskprof: option "${name}" must be a function`);
   return value;
 }
 
@@ -72,6 +99,10 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
   if (authorize !== undefined && typeof authorize !== 'function') {
     throw new TypeError('taskprof: option "authorize" must be a function (request) => boolean | Promise<boolean>');
   }
+  const engine = options.engine;
+  if (engine !== undefined && !profilerEngines.includes(engine)) {
+    throw new TypeError(`taskprof: option "engine" must be one of ${profilerEngines.join(', ')}, got ${JSON.stringify(engine)}`);
+  }
   return {
     prefix,
     tracking,
@@ -80,5 +111,10 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     token,
     authorize,
     maxDumpBytes: positiveInteger('maxDumpBytes', options.maxDumpBytes, 64 * 1024 * 1024, 1024),
+    maxProfileSeconds: positiveInteger('maxProfileSeconds', options.maxProfileSeconds, 300, 1),
+    engine: engine ?? 'inspector',
+    heapSnapshot: booleanOption('heapSnapshot', options.heapSnapshot, false),
+    heapSamplingInterval: positiveInteger('heapSamplingInterval', options.heapSamplingInterval, 512 * 1024, 1024),
+    availableMemory: functionOption('availableMemory', options.availableMemory),
   };
 }

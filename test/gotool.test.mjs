@@ -44,3 +44,25 @@ test('go tool pprof -raw and -top read tasks and goroutine from the server URL',
     rmSync(scratch, { recursive: true, force: true });
   }
 });
+
+test('go tool pprof -raw reads profile and heap from the server URL', { skip: hasGo ? false : 'go is not installed (apt-get install golang-go)' }, async () => {
+  const { busyFor, retainMany, retained } = await import('./fixtures/workload.mjs');
+  const [express5] = adapters;
+  const app = await express5.start({});
+  const scratch = mkdtempSync(path.join(tmpdir(), 'taskprof-go-'));
+  const env = { ...process.env, PPROF_TMPDIR: scratch, HOME: scratch, GOCACHE: path.join(scratch, 'gocache') };
+  try {
+    const [cpu] = await Promise.all([run('go', ['tool', 'pprof', '-raw', `${app.debugUrl}/debug/pprof/profile?seconds=1`], { env }), busyFor(1500)]);
+    assert.match(cpu.stdout, /PeriodType: cpu nanoseconds/);
+    assert.match(cpu.stdout, /samples\/count cpu\/nanoseconds/);
+    assert.match(cpu.stdout, /spinHot \S*test\/fixtures\/workload\.mjs/);
+    retainMany(100_000);
+    const heap = await run('go', ['tool', 'pprof', '-raw', `${app.debugUrl}/debug/pprof/heap`], { env });
+    assert.match(heap.stdout, /inuse_objects\/count inuse_space\/bytes/);
+    assert.match(heap.stdout, /retainMany \S*test\/fixtures\/workload\.mjs/);
+    retained.length = 0;
+  } finally {
+    await app.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});

@@ -9,10 +9,13 @@ import { createDebugHandler, MSG_METHOD, MSG_UNKNOWN_PROFILE } from '../dist/src
 import { MSG_BAD_TOKEN, MSG_NOT_AUTHORIZED, MSG_NOT_LOCAL } from '../dist/src/access.js';
 import { resolveOptions } from '../dist/src/options.js';
 import { createRegistry } from '../dist/src/profiles/registry.js';
+import { loadEngine } from '../dist/src/engine.js';
 import { startTracking } from 'taskprof';
 import { makeCache } from './fixtures/leaky-app.mjs';
 
 startTracking({ mode: 'full' });
+
+const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function handlerFor(options = {}) {
   return createDebugHandler(resolveOptions(options));
@@ -124,8 +127,9 @@ test('index page: every profile with its count, link and description; redirect w
   const html = await bodyText(response);
   for (const profile of handler.registry.profiles) {
     assert.ok(profile.description.length > 10, `${profile.name} has a description`);
-    assert.ok(html.includes(`<a href="${profile.name}?debug=1">${profile.name}</a>`));
-    assert.ok(html.includes(`${profile.name}: </div> ${profile.description}`));
+    // Profiles with a count are in the table; the others (CPU, snapshot) are only described.
+    assert.equal(html.includes(`<a href="${profile.name}?debug=1">${profile.name}</a>`), profile.count !== undefined, profile.name);
+    assert.ok(html.includes(`${profile.name}: </div> ${escapeHtml(profile.description)}`), profile.name);
   }
   assert.match(html, /<tr><td>\d+<\/td><td><a href="tasks\?debug=1">tasks<\/a><\/td><\/tr>/);
   assert.ok(html.includes('<a href="tasks?debug=2">full task stack dump</a>'));
@@ -136,7 +140,7 @@ test('index page: every profile with its count, link and description; redirect w
 });
 
 test('every registered profile has a description (the index is built from the registry)', () => {
-  for (const profile of createRegistry(resolveOptions()).profiles) {
+  for (const profile of createRegistry(resolveOptions(), loadEngine('inspector')).profiles) {
     assert.equal(typeof profile.description, 'string');
     assert.ok(profile.description.trim().length > 0, profile.name);
   }

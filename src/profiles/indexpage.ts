@@ -8,10 +8,8 @@ function escapeHtml(text: string): string {
 
 export function indexPage(registry: ProfileRegistry, prefix: string): string {
   const rows = registry.profiles
-    .map((p) => {
-      const count = p.count();
-      return `<tr><td>${count === undefined ? '' : count}</td><td><a href="${escapeHtml(p.name)}?debug=1">${escapeHtml(p.name)}</a></td></tr>`;
-    })
+    .filter((p) => p.count !== undefined)
+    .map((p) => `<tr><td>${p.count!()}</td><td><a href="${escapeHtml(p.name)}?debug=1">${escapeHtml(p.name)}</a></td></tr>`)
     .join('\n');
   const descriptions = [...registry.profiles, ...otherEndpoints]
     .map((p) => `<li><div class="profile-name">${escapeHtml(p.name)}: </div> ${escapeHtml(p.description)}</li>`)

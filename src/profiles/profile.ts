@@ -7,7 +7,9 @@ export type ResponseBody = string | Uint8Array | Readable | undefined;
 export interface ProfileQuery {
   /** The `debug` parameter, already checked against `debugLevels`. */
   debug: number;
-  /** `format=json` or `Accept: application/json`. */
+  /** The `format` parameter, already checked against `formats`; `json` also from `Accept: application/json`. */
+  format: string | undefined;
+  /** format === 'json'. */
   json: boolean;
   params: URLSearchParams;
   /** Aborted when the client goes away. */
@@ -29,9 +31,21 @@ export interface ProfileDefinition {
   readonly description: string;
   /** Accepted values of `debug`; the first is the default. */
   readonly debugLevels: readonly number[];
-  /** Whether `format=json` is available. */
-  readonly json: boolean;
-  /** Shown in the index table; undefined for profiles that have no count. */
-  count(): number | undefined;
+  /** Accepted values of `format` besides the default (pprof or text). */
+  readonly formats: readonly string[];
+  /** Shown in the index table; profiles without a count (CPU) are only described. */
+  count?(): number;
+  /** May throw a ProfileError for a bad parameter or a busy profiler. */
   write(query: ProfileQuery): ProfileOutput | Promise<ProfileOutput>;
+}
+
+/** A refusal with its status and message, answered through the handler's serveError. */
+export class ProfileError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
 }

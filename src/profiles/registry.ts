@@ -3,6 +3,11 @@ import type { ResolvedOptions } from '../options.js';
 import { tracker } from '../tracker.js';
 import type { ProfileDefinition } from './profile.js';
 import { createTasksProfile } from './tasks.js';
+import { createCpuProfile } from './cpu.js';
+import { createHeapProfile } from './heap.js';
+import { createAllocsProfile } from './allocs.js';
+import { createHeapSnapshotProfile, defaultAvailableMemory } from './heapsnapshot.js';
+import type { ProfilerEngine } from '../engine.js';
 
 export interface ProfileRegistry {
   readonly profiles: readonly ProfileDefinition[];
@@ -12,10 +17,17 @@ export interface ProfileRegistry {
 /** Descriptions of endpoints that are not profiles, for the index page (as Go lists cmdline). */
 export const otherEndpoints: ReadonlyArray<{ name: string; description: string }> = [
   { name: 'cmdline', description: 'The command line invocation of the current process (process.argv, NUL-separated)' },
+  { name: '../vars', description: 'Runtime figures as JSON, like Go\'s expvar: memory, heap spaces, resource usage, event loop delay and utilization, versions, task counts' },
 ];
 
-export function createRegistry(options: ResolvedOptions): ProfileRegistry {
-  const profiles: ProfileDefinition[] = [createTasksProfile(tracker, options.maxDumpBytes)];
+export function createRegistry(options: ResolvedOptions, engine: ProfilerEngine): ProfileRegistry {
+  const profiles: ProfileDefinition[] = [
+    createTasksProfile(tracker, options.maxDumpBytes),
+    createHeapProfile(engine, options.heapSamplingInterval),
+    createAllocsProfile(),
+    createCpuProfile(engine, options.maxProfileSeconds),
+    createHeapSnapshotProfile(options.heapSnapshot, options.availableMemory ?? defaultAvailableMemory),
+  ];
   const byName = new Map<string, ProfileDefinition>();
   for (const profile of profiles) {
     byName.set(profile.name, profile);

@@ -114,7 +114,7 @@ export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitB
     aliases: ['goroutine'],
     description: 'Live tasks (pending promises, timers, sockets, servers, requests) grouped by creation stack and labels',
     debugLevels: [0, 1, 2],
-    json: true,
+    formats: ['json'],
     count: () => tracker.total(),
     write(query: ProfileQuery): ProfileOutput {
       const now = Date.now();

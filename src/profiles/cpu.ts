@@ -1,0 +1,118 @@
+// GET <prefix>/pprof/profile?seconds=N: a CPU profile from V8's sampling
+// profiler, as pprof (go tool pprof) or .cpuprofile (Chrome DevTools).
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ProfilerEngine } from '../engine.js';
+import { encodePprof, type PprofSample } from '../format/pprof.js';
+import type { StackFrame } from '../stack.js';
+import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+
+/** V8's .cpuprofile, as Profiler.stop returns it. */
+export interface CpuProfile {
+  nodes: Array<{
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+    children?: number[];
+  }>;
+  startTime: number;
+  endTime: number;
+  samples?: number[];
+  timeDeltas?: number[];
+}
+
+// Go samples at 100 Hz; so do we, to keep a production profile cheap.
+export const cpuSamplingIntervalUs = 10_000;
+const defaultSeconds = 30;
+
+export const MSG_CPU_BUSY = 'Too many requests: a CPU profile is already being taken; one runs at a time';
+
+function parseSeconds(params: URLSearchParams, max: number): number {
+  const raw = params.get('seconds');
+  if (raw === null) return Math.min(defaultSeconds, max);
+  const seconds = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (!(seconds >= 1 && seconds <= max)) {
+    throw new ProfileError(400, `invalid value for "seconds" - must be an integer from 1 to ${max} (maxProfileSeconds)`);
+  }
+  return seconds;
+}
+
+function fileOf(url: string): string {
+  return url.startsWith('file://') ? decodeURIComponent(new URL(url).pathname) : url;
+}
+
+/** .cpuprofile to pprof samples: one per distinct stack, with sample count and CPU time. */
+export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number): Uint8Array {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  const totals = new Map<number, { count: number; nanos: number }>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    const id = samples[i]!;
+    // A sample's time is the gap to the next sample (V8 records the gap before it).
+    const nextDelta = deltas[i + 1] ?? intervalUs;
+    const total = totals.get(id) ?? { count: 0, nanos: 0 };
+    total.count++;
+    total.nanos += Math.max(0, nextDelta) * 1000;
+    totals.set(id, total);
+  }
+  const pprofSamples: PprofSample[] = [];
+  for (const [id, total] of totals) {
+    const frames: StackFrame[] = [];
+    for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+      const node = byId.get(at);
+      if (node === undefined || node.callFrame.functionName === '(root)') break;
+      const { functionName, url, lineNumber, columnNumber } = node.callFrame;
+      frames.push({ functionName: functionName || '(anonymous)', file: fileOf(url), line: lineNumber + 1, column: columnNumber + 1 });
+    }
+    pprofSamples.push({ values: [total.count, Math.round(total.nanos)], frames, labels: {} });
+  }
+  return encodePprof({
+    sampleTypes: [
+      { type: 'samples', unit: 'count' },
+      { type: 'cpu', unit: 'nanoseconds' },
+    ],
+    periodType: { type: 'cpu', unit: 'nanoseconds' },
+    period: intervalUs * 1000,
+    samples: pprofSamples,
+    timeNanos: BigInt(Math.round(profile.startTime)) * 1000n,
+    durationNanos: Math.round((profile.endTime - profile.startTime) * 1000),
+  });
+}
+
+export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): ProfileDefinition {
+  let busyUntil = 0;
+  return {
+    name: 'profile',
+    aliases: [],
+    description: `CPU profile. You can specify the duration in the seconds GET parameter (default 30, at most ${maxSeconds}); format=cpuprofile gives Chrome DevTools' .cpuprofile`,
+    debugLevels: [0],
+    formats: ['cpuprofile'],
+    async write(query: ProfileQuery): Promise<ProfileOutput> {
+      const seconds = parseSeconds(query.params, maxSeconds);
+      if (busyUntil !== 0) {
+        const retry = Math.max(1, Math.ceil((busyUntil - Date.now()) / 1000));
+        throw new ProfileError(429, MSG_CPU_BUSY, { 'Retry-After': String(retry) });
+      }
+      busyUntil = Date.now() + seconds * 1000;
+      let profile: CpuProfile;
+      try {
+        await engine.startCpu(cpuSamplingIntervalUs);
+        try {
+          // A client that goes away ends the profile early and frees the profiler.
+          await sleep(seconds * 1000, undefined, { signal: query.signal }).catch(() => undefined);
+        } finally {
+          profile = await engine.stopCpu();
+        }
+      } catch (error) {
+        throw new ProfileError(500, `Could not take a CPU profile: ${(error as Error).message}`);
+      } finally {
+        busyUntil = 0;
+      }
+      if (query.format === 'cpuprofile') {
+        return { contentType: 'application/json', body: JSON.stringify(profile), filename: `cpu-${process.pid}-${Date.now()}.cpuprofile` };
+      }
+      return { contentType: 'application/octet-stream', body: cpuProfileToPprof(profile, cpuSamplingIntervalUs), filename: 'profile' };
+    },
+  };
+}

@@ -1,0 +1,148 @@
+// GET <prefix>/pprof/heap: what is live now, from V8's sampling heap
+// profiler, which taskprof starts when it is mounted (a profile started per
+// request would only see that request's allocations).
+import type { ProfilerEngine } from '../engine.js';
+import { encodePprof, type PprofSample } from '../format/pprof.js';
+import { formatPosition } from '../format/text.js';
+import type { StackFrame } from '../stack.js';
+import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+
+interface SamplingHeapProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  selfSize: number;
+  id: number;
+  children: SamplingHeapProfileNode[];
+}
+
+export interface SamplingHeapProfile {
+  head: SamplingHeapProfileNode;
+  samples: Array<{ size: number; nodeId: number; ordinal: number }>;
+}
+
+export const defaultHeapSamplingBytes = 512 * 1024;
+
+/** The continuous sampler: one per process, shared by every mount. */
+export const heapSampler = {
+  engine: undefined as ProfilerEngine | undefined,
+  intervalBytes: 0,
+  starting: undefined as Promise<void> | undefined,
+  /** Starts sampling, or returns the start under way; a failure is kept for the next read to report. */
+  start(engine: ProfilerEngine, intervalBytes: number): Promise<void> {
+    if (this.starting !== undefined && this.engine === engine && this.intervalBytes === intervalBytes) return this.starting;
+    const previous = this.engine;
+    this.engine = engine;
+    this.intervalBytes = intervalBytes;
+    this.starting = (async () => {
+      if (previous !== undefined && previous !== engine) await previous.stopHeapSampling();
+      await engine.startHeapSampling(intervalBytes);
+    })();
+    this.starting.catch(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  },
+  async stop(): Promise<void> {
+    const engine = this.engine;
+    if (this.starting === undefined || engine === undefined) return;
+    this.starting = undefined;
+    this.engine = undefined;
+    await engine.stopHeapSampling().catch(() => undefined);
+  },
+};
+
+function fileOf(url: string): string {
+  return url.startsWith('file://') ? decodeURIComponent(new URL(url).pathname) : url;
+}
+
+interface Site {
+  frames: StackFrame[];
+  objects: number;
+  bytes: number;
+}
+
+/**
+ * Allocation sites with live estimates. V8 samples one allocation per
+ * `interval` bytes on average, so a sampled allocation of `size` bytes stands
+ * for 1 / (1 - exp(-size / interval)) allocations (the scaling Go and pprof use).
+ */
+export function heapSites(profile: SamplingHeapProfile, intervalBytes: number): Site[] {
+  const framesOf = new Map<number, StackFrame[]>();
+  const walk = (node: SamplingHeapProfileNode, parent: StackFrame[]): void => {
+    const { functionName, url, lineNumber, columnNumber } = node.callFrame;
+    const frames =
+      functionName === '(root)'
+        ? parent
+        : [{ functionName: functionName || '(anonymous)', file: fileOf(url), line: lineNumber + 1, column: columnNumber + 1 }, ...parent];
+    framesOf.set(node.id, frames);
+    for (const child of node.children) walk(child, frames);
+  };
+  walk(profile.head, []);
+  const sites = new Map<number, Site>();
+  for (const sample of profile.samples) {
+    const scale = 1 / (1 - Math.exp(-sample.size / intervalBytes));
+    let site = sites.get(sample.nodeId);
+    if (site === undefined) {
+      site = { frames: framesOf.get(sample.nodeId) ?? [], objects: 0, bytes: 0 };
+      sites.set(sample.nodeId, site);
+    }
+    site.objects += scale;
+    site.bytes += sample.size * scale;
+  }
+  return [...sites.values()].sort((a, b) => b.bytes - a.bytes);
+}
+
+function heapText(sites: Site[]): string {
+  const totalBytes = sites.reduce((n, s) => n + s.bytes, 0);
+  const totalObjects = sites.reduce((n, s) => n + s.objects, 0);
+  let out = `heap profile: ${Math.round(totalObjects)} objects, ${Math.round(totalBytes)} bytes in use (sampled, estimates)\n`;
+  for (const site of sites.slice(0, 100)) {
+    out += `${Math.round(site.objects)}: ${Math.round(site.bytes)} bytes\n`;
+    for (const frame of site.frames) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
+    out += '\n';
+  }
+  return out;
+}
+
+export function createHeapProfile(engine: ProfilerEngine, intervalBytes: number): ProfileDefinition {
+  return {
+    name: 'heap',
+    aliases: [],
+    description:
+      'A sampling of memory allocations of live objects. You can specify the gc GET parameter to run a full garbage collection before taking the heap sample' +
+      (engine.heapSinceLastRead ? ` (engine ${engine.name}: objects allocated since the previous heap request only)` : ''),
+    debugLevels: [0, 1],
+    formats: [],
+    async write(query: ProfileQuery): Promise<ProfileOutput> {
+      const gc = query.params.get('gc');
+      if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, 'invalid value for "gc" - must be 0 or 1');
+      let profile: SamplingHeapProfile;
+      try {
+        await heapSampler.start(engine, intervalBytes);
+        if (gc === '1') await engine.collectGarbage();
+        profile = await engine.heapProfile();
+      } catch (error) {
+        throw new ProfileError(500, `Could not read the heap profile: ${(error as Error).message}`);
+      }
+      const sites = heapSites(profile, intervalBytes);
+      if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites) };
+      const samples: PprofSample[] = sites.map((site) => ({
+        values: [Math.round(site.objects), Math.round(site.bytes)],
+        frames: site.frames.length > 0 ? site.frames : [{ functionName: '(V8)', file: '', line: 0, column: 0 }],
+        labels: {},
+      }));
+      return {
+        contentType: 'application/octet-stream',
+        filename: 'heap',
+        body: encodePprof({
+          sampleTypes: [
+            { type: 'inuse_objects', unit: 'count' },
+            { type: 'inuse_space', unit: 'bytes' },
+          ],
+          periodType: { type: 'space', unit: 'bytes' },
+          period: intervalBytes,
+          samples,
+        }),
+      };
+    },
+  };
+}

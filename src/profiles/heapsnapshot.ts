@@ -1,0 +1,63 @@
+// GET <prefix>/pprof/heapsnapshot: a full V8 heap snapshot for Chrome
+// DevTools' Memory tab. It holds every secret in memory, so it is off unless
+// the app sets heapSnapshot: true.
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, freemem } from 'node:os';
+import path from 'node:path';
+import v8 from 'node:v8';
+import { ProfileError, type ProfileDefinition, type ProfileOutput } from './profile.js';
+
+export const MSG_SNAPSHOT_OFF =
+  'Forbidden: heap snapshots contain every secret in memory and are off; set the "heapSnapshot: true" option to allow them';
+export const MSG_SNAPSHOT_BUSY = 'Too many requests: a heap snapshot is already being taken; one runs at a time';
+
+/** Bytes free for a snapshot: the container's limit where one applies, else free system memory. */
+export function defaultAvailableMemory(): number {
+  const constrained = typeof process.constrainedMemory === 'function' ? process.constrainedMemory() : 0;
+  if (constrained !== undefined && constrained > 0 && constrained < Number.MAX_SAFE_INTEGER) {
+    return Math.max(0, constrained - process.memoryUsage.rss());
+  }
+  return freemem();
+}
+
+const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
+
+export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () => number): ProfileDefinition {
+  let busy = false;
+  return {
+    name: 'heapsnapshot',
+    aliases: [],
+    description: enabled
+      ? 'A full V8 heap snapshot for the Memory tab of Chrome DevTools; blocks the process while it is taken and needs about twice the used heap'
+      : 'A full V8 heap snapshot (off: set the heapSnapshot option; a snapshot contains every secret in memory)',
+    debugLevels: [0],
+    formats: [],
+    write(): ProfileOutput {
+      if (!enabled) throw new ProfileError(403, MSG_SNAPSHOT_OFF);
+      if (busy) throw new ProfileError(429, MSG_SNAPSHOT_BUSY, { 'Retry-After': '10' });
+      const required = 2 * v8.getHeapStatistics().used_heap_size;
+      const available = availableMemory();
+      if (required > available) {
+        throw new ProfileError(507, `Insufficient storage: a heap snapshot needs about ${mib(required)} (twice the used heap) and ${mib(available)} is available`);
+      }
+      busy = true;
+      // V8 writes the snapshot to a file as it serializes it; the response
+      // streams that file, so the serialized form is never in memory whole.
+      const dir = mkdtempSync(path.join(tmpdir(), 'taskprof-'));
+      const release = () => {
+        busy = false;
+        rmSync(dir, { recursive: true, force: true });
+      };
+      let file: string;
+      try {
+        file = v8.writeHeapSnapshot(path.join(dir, 'heap.heapsnapshot'));
+      } catch (error) {
+        release();
+        throw new ProfileError(500, `Could not take a heap snapshot: ${(error as Error).message}`);
+      }
+      const body = createReadStream(file);
+      body.once('close', release);
+      return { contentType: 'application/json', body, filename: `heap-${process.pid}-${Date.now()}.heapsnapshot` };
+    },
+  };
+}

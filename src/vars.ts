@@ -1,0 +1,46 @@
+// GET <prefix>/vars: JSON like Go's expvar, for dashboards and quick looks.
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import { tracker } from './tracker.js';
+
+let delay: IntervalHistogram | undefined;
+let eluAtStart: EventLoopUtilization | undefined;
+
+/** Starts the event loop delay histogram (once per process). */
+export function startRuntimeStats(): void {
+  if (delay !== undefined) return;
+  delay = monitorEventLoopDelay({ resolution: 20 });
+  delay.enable();
+  eluAtStart = performance.eventLoopUtilization();
+}
+
+export function stopRuntimeStats(): void {
+  delay?.disable();
+  delay = undefined;
+  eluAtStart = undefined;
+}
+
+const ms = (ns: number) => Math.round(ns / 1e3) / 1e3;
+
+export function runtimeVars(): Record<string, unknown> {
+  const byType: Record<string, number> = {};
+  for (const count of tracker.typeCounts()) byType[count.type] = count.live;
+  return {
+    cmdline: process.argv,
+    pid: process.pid,
+    uptimeSeconds: process.uptime(),
+    versions: { node: process.version, v8: process.versions.v8 },
+    memoryUsage: process.memoryUsage(),
+    heapStatistics: v8.getHeapStatistics(),
+    heapSpaces: v8.getHeapSpaceStatistics(),
+    resourceUsage: process.resourceUsage(),
+    eventLoop: {
+      delayMs:
+        delay === undefined
+          ? null
+          : { min: ms(delay.min), mean: ms(delay.mean), stddev: ms(delay.stddev), p50: ms(delay.percentile(50)), p90: ms(delay.percentile(90)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+      utilization: eluAtStart === undefined ? null : performance.eventLoopUtilization(eluAtStart).utilization,
+    },
+    tasks: { total: tracker.total(), sampled: tracker.sampled, tracking: tracker.mode, byType },
+  };
+}

@@ -1,0 +1,174 @@
+// CPU and heap profiles, heap snapshots, allocs and vars on a real Express
+// server on 127.0.0.1: what real tools open, and every refusal.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import express from 'express';
+import supertest from 'supertest';
+import { Profile } from 'pprof-format';
+import taskprof from 'taskprof/express';
+import { busyFor, retainMany, retained } from './fixtures/workload.mjs';
+import { fixturesDir } from './helpers.mjs';
+
+const workload = path.join(fixturesDir, 'workload.mjs');
+
+function binaryParser(res, callback) {
+  const chunks = [];
+  res.on('data', (c) => chunks.push(c));
+  res.on('end', () => callback(null, Buffer.concat(chunks)));
+}
+
+function decode(body) {
+  const profile = Profile.decode(gunzipSync(body));
+  const str = (i) => profile.stringTable.strings[Number(i)];
+  const fn = (id) => profile.function.find((f) => Number(f.id) === Number(id));
+  const loc = (id) => profile.location.find((l) => Number(l.id) === Number(id));
+  const stack = (sample) => sample.locationId.map((id) => fn(loc(id).line[0].functionId)).map((f) => ({ name: str(f.name), file: str(f.filename) }));
+  return { profile, str, stack, types: profile.sampleType.map((t) => `${str(t.type)}/${str(t.unit)}`) };
+}
+
+async function start(options = {}) {
+  const app = express();
+  app.use(taskprof({ tracking: 'sampled', ...options }));
+  const server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    agent: supertest(url),
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+const app = await start({ heapSnapshot: true });
+test.after(() => app.close());
+
+test('profile: a CPU-busy function shows by name and file in pprof', async () => {
+  const [res] = await Promise.all([app.agent.get('/debug/pprof/profile?seconds=2').buffer(true).parse(binaryParser), busyFor(2300)]);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers['content-type'], 'application/octet-stream');
+  assert.equal(res.headers['content-disposition'], 'attachment; filename="profile"');
+  const { profile, stack, types } = decode(res.body);
+  assert.deepEqual(types, ['samples/count', 'cpu/nanoseconds']);
+  const hot = profile.sample.filter((s) => stack(s).some((f) => f.name === 'spinHot'));
+  const leaves = profile.sample.map((s) => `${stack(s)[0]?.name}:${s.value[0]}`).join(' ');
+  assert.ok(hot.length > 0, `spinHot is sampled; leaves: ${leaves}`);
+  assert.equal(stack(hot[0]).find((f) => f.name === 'spinHot').file, workload);
+  const hotSamples = hot.reduce((n, s) => n + Number(s.value[0]), 0);
+  const allSamples = profile.sample.reduce((n, s) => n + Number(s.value[0]), 0);
+  assert.ok(hotSamples / allSamples > 0.2, `spinHot has ${hotSamples} of ${allSamples} samples; leaves: ${leaves}`);
+});
+
+test('profile: format=cpuprofile is Chrome DevTools JSON', async () => {
+  const [res] = await Promise.all([app.agent.get('/debug/pprof/profile?seconds=1&format=cpuprofile'), busyFor(1200)]);
+  assert.equal(res.status, 200);
+  assert.match(res.headers['content-disposition'], /^attachment; filename="cpu-\d+-\d+\.cpuprofile"$/);
+  const profile = JSON.parse(res.text);
+  assert.ok(Array.isArray(profile.nodes) && Array.isArray(profile.samples) && Array.isArray(profile.timeDeltas));
+  assert.ok(profile.nodes.some((n) => n.callFrame.functionName === 'spinHot'));
+});
+
+test('profile: bad seconds are 400 naming the range; maxProfileSeconds sets it', async () => {
+  for (const seconds of ['0', 'abc', '301', '1.5', '-3', '']) {
+    await app.agent.get(`/debug/pprof/profile?seconds=${seconds}`).expect(400, 'invalid value for "seconds" - must be an integer from 1 to 300 (maxProfileSeconds)\n');
+  }
+  await app.agent.get('/debug/pprof/profile?format=svg').expect(400, 'invalid value for "format" - must be cpuprofile\n');
+  const small = await start({ maxProfileSeconds: 2 });
+  try {
+    await small.agent.get('/debug/pprof/profile?seconds=3').expect(400, 'invalid value for "seconds" - must be an integer from 1 to 2 (maxProfileSeconds)\n');
+  } finally {
+    await small.close();
+  }
+});
+
+test('profile: one at a time (429 with Retry-After); a client that leaves frees the profiler', async () => {
+  const first = http.get(`${app.url}/debug/pprof/profile?seconds=20`);
+  first.on('error', () => {});
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const busy = await app.agent.get('/debug/pprof/profile?seconds=1').expect(429);
+  assert.equal(busy.text, 'Too many requests: a CPU profile is already being taken; one runs at a time\n');
+  assert.ok(Number(busy.headers['retry-after']) >= 1);
+  first.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const started = Date.now();
+  await app.agent.get('/debug/pprof/profile?seconds=1').expect(200);
+  assert.ok(Date.now() - started < 5000, 'the next profile ran at once');
+});
+
+test('heap: an object retained by a growing array shows at its allocating function', async () => {
+  retainMany(200_000);
+  const res = await app.agent.get('/debug/pprof/heap?gc=1').buffer(true).parse(binaryParser).expect(200);
+  const { profile, stack, types } = decode(res.body);
+  assert.deepEqual(types, ['inuse_objects/count', 'inuse_space/bytes']);
+  const mine = profile.sample.filter((s) => stack(s)[0]?.name === 'retainMany');
+  assert.ok(mine.length > 0, 'retainMany allocates');
+  assert.equal(stack(mine[0])[0].file, workload);
+  const bytes = mine.reduce((n, s) => n + Number(s.value[1]), 0);
+  assert.ok(bytes > 10_000_000, `retainMany holds ${bytes} bytes`);
+  const text = await app.agent.get('/debug/pprof/heap?debug=1').expect(200);
+  assert.match(text.text, /^heap profile: \d+ objects, \d+ bytes in use \(sampled, estimates\)\n/);
+  assert.match(text.text, /#\tretainMany\ttest\/fixtures\/workload\.mjs:\d+:\d+/);
+  await app.agent.get('/debug/pprof/heap?gc=2').expect(400, 'invalid value for "gc" - must be 0 or 1\n');
+  retained.length = 0;
+});
+
+test('allocs: 404 saying why', async () => {
+  const res = await app.agent.get('/debug/pprof/allocs').expect(404);
+  assert.match(res.text, /^allocs is not available: V8 runs one sampling heap profiler per process/);
+});
+
+test('heapsnapshot: streamed, loadable JSON whose counts match its arrays', async () => {
+  const res = await app.agent.get('/debug/pprof/heapsnapshot').buffer(true).parse(binaryParser).expect(200);
+  assert.match(res.headers['content-disposition'], /^attachment; filename="heap-\d+-\d+\.heapsnapshot"$/);
+  assert.equal(res.headers['content-length'], undefined, 'streamed, not buffered');
+  const snapshot = JSON.parse(res.body.toString('utf8'));
+  const { meta, node_count: nodeCount, edge_count: edgeCount } = snapshot.snapshot;
+  assert.ok(Array.isArray(meta.node_fields) && Array.isArray(meta.edge_fields));
+  assert.equal(snapshot.nodes.length, nodeCount * meta.node_fields.length);
+  assert.equal(snapshot.edges.length, edgeCount * meta.edge_fields.length);
+});
+
+test('heapsnapshot: off by default (403), one at a time (429), refused when memory is short (507)', async () => {
+  const off = await start();
+  try {
+    const res = await off.agent.get('/debug/pprof/heapsnapshot').expect(403);
+    assert.match(res.text, /^Forbidden: heap snapshots contain every secret in memory and are off; set the "heapSnapshot: true" option/);
+  } finally {
+    await off.close();
+  }
+  const tight = await start({ heapSnapshot: true, availableMemory: () => 1024 * 1024 });
+  try {
+    const res = await tight.agent.get('/debug/pprof/heapsnapshot').expect(507);
+    assert.match(res.text, /^Insufficient storage: a heap snapshot needs about \d+ MiB \(twice the used heap\) and 1 MiB is available\n$/);
+  } finally {
+    await tight.close();
+  }
+  // A first snapshot whose client reads nothing keeps the slot.
+  const first = http.get(`${app.url}/debug/pprof/heapsnapshot`);
+  first.on('error', () => {});
+  const response = await new Promise((resolve) => first.on('response', resolve));
+  response.pause();
+  const busy = await app.agent.get('/debug/pprof/heapsnapshot').expect(429);
+  assert.equal(busy.headers['retry-after'], '10');
+  first.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await app.agent.get('/debug/pprof/heapsnapshot').buffer(true).parse(binaryParser).expect(200);
+});
+
+test('vars: JSON like expvar', async () => {
+  const res = await app.agent.get('/debug/vars').expect(200);
+  assert.equal(res.headers['content-type'], 'application/json; charset=utf-8');
+  for (const key of ['cmdline', 'memoryUsage', 'heapSpaces', 'resourceUsage', 'eventLoop', 'uptimeSeconds', 'versions', 'tasks']) {
+    assert.ok(key in res.body, key);
+  }
+  assert.equal(typeof res.body.eventLoop.delayMs.p99, 'number');
+  assert.equal(typeof res.body.eventLoop.utilization, 'number');
+  assert.equal(res.body.versions.node, process.version);
+  assert.equal(typeof res.body.tasks.byType, 'object');
+});
