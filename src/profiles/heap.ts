@@ -9,14 +9,17 @@ import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQ
 
 interface SamplingHeapProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  /** Bytes, already scaled by V8. */
   selfSize: number;
-  id: number;
+  /** Absent in v8-profiler-next's export. */
+  id?: number;
   children: SamplingHeapProfileNode[];
 }
 
 export interface SamplingHeapProfile {
   head: SamplingHeapProfileNode;
-  samples: Array<{ size: number; nodeId: number; ordinal: number }>;
+  /** Each sampled allocation; absent in v8-profiler-next's export, which has only bytes per node. */
+  samples?: Array<{ size: number; nodeId: number; ordinal: number }>;
 }
 
 export const defaultHeapSamplingBytes = 512 * 1024;
@@ -56,6 +59,7 @@ function fileOf(url: string): string {
 
 interface Site {
   frames: StackFrame[];
+  /** NaN when the engine reports bytes only. */
   objects: number;
   bytes: number;
 }
@@ -67,16 +71,19 @@ interface Site {
  */
 export function heapSites(profile: SamplingHeapProfile, intervalBytes: number): Site[] {
   const framesOf = new Map<number, StackFrame[]>();
+  const bytesOnly: Site[] = [];
   const walk = (node: SamplingHeapProfileNode, parent: StackFrame[]): void => {
     const { functionName, url, lineNumber, columnNumber } = node.callFrame;
     const frames =
       functionName === '(root)'
         ? parent
         : [{ functionName: functionName || '(anonymous)', file: fileOf(url), line: lineNumber + 1, column: columnNumber + 1 }, ...parent];
-    framesOf.set(node.id, frames);
+    if (node.id !== undefined) framesOf.set(node.id, frames);
+    if (node.selfSize > 0) bytesOnly.push({ frames, objects: NaN, bytes: node.selfSize });
     for (const child of node.children) walk(child, frames);
   };
   walk(profile.head, []);
+  if (profile.samples === undefined) return bytesOnly.sort((a, b) => b.bytes - a.bytes);
   const sites = new Map<number, Site>();
   for (const sample of profile.samples) {
     const scale = 1 / (1 - Math.exp(-sample.size / intervalBytes));
@@ -94,9 +101,10 @@ export function heapSites(profile: SamplingHeapProfile, intervalBytes: number): 
 function heapText(sites: Site[]): string {
   const totalBytes = sites.reduce((n, s) => n + s.bytes, 0);
   const totalObjects = sites.reduce((n, s) => n + s.objects, 0);
-  let out = `heap profile: ${Math.round(totalObjects)} objects, ${Math.round(totalBytes)} bytes in use (sampled, estimates)\n`;
+  const objects = (n: number) => (Number.isNaN(n) ? '?' : String(Math.round(n)));
+  let out = `heap profile: ${objects(totalObjects)} objects, ${Math.round(totalBytes)} bytes in use (sampled, estimates)\n`;
   for (const site of sites.slice(0, 100)) {
-    out += `${Math.round(site.objects)}: ${Math.round(site.bytes)} bytes\n`;
+    out += `${objects(site.objects)}: ${Math.round(site.bytes)} bytes\n`;
     for (const frame of site.frames) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
     out += '\n';
   }
@@ -125,8 +133,10 @@ export function createHeapProfile(engine: ProfilerEngine, intervalBytes: number)
       }
       const sites = heapSites(profile, intervalBytes);
       if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites) };
+      // Engines that report bytes only give no object counts: the profile then has inuse_space alone.
+      const withObjects = profile.samples !== undefined;
       const samples: PprofSample[] = sites.map((site) => ({
-        values: [Math.round(site.objects), Math.round(site.bytes)],
+        values: withObjects ? [Math.round(site.objects), Math.round(site.bytes)] : [Math.round(site.bytes)],
         frames: site.frames.length > 0 ? site.frames : [{ functionName: '(V8)', file: '', line: 0, column: 0 }],
         labels: {},
       }));
@@ -134,10 +144,12 @@ export function createHeapProfile(engine: ProfilerEngine, intervalBytes: number)
         contentType: 'application/octet-stream',
         filename: 'heap',
         body: encodePprof({
-          sampleTypes: [
-            { type: 'inuse_objects', unit: 'count' },
-            { type: 'inuse_space', unit: 'bytes' },
-          ],
+          sampleTypes: withObjects
+            ? [
+                { type: 'inuse_objects', unit: 'count' },
+                { type: 'inuse_space', unit: 'bytes' },
+              ]
+            : [{ type: 'inuse_space', unit: 'bytes' }],
           periodType: { type: 'space', unit: 'bytes' },
           period: intervalBytes,
           samples,
