@@ -13,7 +13,10 @@ export interface ProfilerEngine {
   readonly name: ProfilerEngineName;
   startCpu(intervalUs: number): Promise<void>;
   stopCpu(): Promise<CpuProfile>;
-  startHeapSampling(intervalBytes: number): Promise<void>;
+  /** `includeCollected`: keep samples of objects the GC has freed (an allocation profile). */
+  startHeapSampling(intervalBytes: number, includeCollected: boolean): Promise<void>;
+  /** Whether `includeCollected` is available. */
+  readonly samplesCollected: boolean;
   /** The live sample; engines that cannot read it without stopping restart sampling (see `heapSinceLastRead`). */
   heapProfile(): Promise<SamplingHeapProfile>;
   stopHeapSampling(): Promise<void>;
@@ -25,6 +28,7 @@ export interface ProfilerEngine {
 const inspectorEngine: ProfilerEngine = {
   name: 'inspector',
   heapSinceLastRead: false,
+  samplesCollected: true,
   async startCpu(intervalUs) {
     await post('Profiler.enable');
     await post('Profiler.setSamplingInterval', { interval: intervalUs });
@@ -37,10 +41,14 @@ const inspectorEngine: ProfilerEngine = {
       await post('Profiler.disable').catch(() => undefined);
     }
   },
-  async startHeapSampling(intervalBytes) {
+  async startHeapSampling(intervalBytes, includeCollected) {
     await post('HeapProfiler.enable');
     await post('HeapProfiler.stopSampling').catch(() => undefined);
-    await post('HeapProfiler.startSampling', { samplingInterval: intervalBytes });
+    await post('HeapProfiler.startSampling', {
+      samplingInterval: intervalBytes,
+      includeObjectsCollectedByMajorGC: includeCollected,
+      includeObjectsCollectedByMinorGC: includeCollected,
+    });
   },
   async heapProfile() {
     return (await post<{ profile: SamplingHeapProfile }>('HeapProfiler.getSamplingProfile')).profile;
@@ -75,6 +83,7 @@ function v8ProfilerNextEngine(addon: V8ProfilerNext): ProfilerEngine {
   return {
     name: 'v8-profiler-next',
     heapSinceLastRead: true,
+    samplesCollected: false,
     async startCpu(intervalUs) {
       addon.setGenerateType(1);
       addon.setSamplingInterval(intervalUs);

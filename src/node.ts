@@ -76,7 +76,7 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   applyTracking(resolved);
   startRuntimeStats();
   // The heap profile shows what is live now only if sampling began before.
-  heapSampler.start(engine, resolved.heapSamplingInterval).catch((error: unknown) => {
+  heapSampler.start(engine, resolved.heapSamplingInterval, resolved.heapSampling === 'allocs').catch((error: unknown) => {
     console.error('taskprof: could not start the sampling heap profiler; /pprof/heap will say why:', (error as Error).message);
   });
   const handler = createDebugHandler(resolved, engine);

@@ -41,6 +41,11 @@ export interface TaskprofOptions {
   heapSnapshot?: boolean;
   /** Mean bytes between samples of the heap profiler taskprof starts when mounted. Default 524288 (512 KiB). */
   heapSamplingInterval?: number;
+  /**
+   * What that one sampler keeps: `inuse` (live objects, served as `heap`, default) or
+   * `allocs` (every allocation, freed ones too, served as `allocs`). V8 runs one sampler per process.
+   */
+  heapSampling?: 'inuse' | 'allocs';
   /** Bytes of memory free for a heap snapshot. Default: the container limit less RSS where one applies, else free system memory. */
   availableMemory?: () => number;
 }
@@ -57,6 +62,7 @@ export interface ResolvedOptions {
   engine: ProfilerEngineName;
   heapSnapshot: boolean;
   heapSamplingInterval: number;
+  heapSampling: 'inuse' | 'allocs';
   availableMemory: (() => number) | undefined;
 }
 
@@ -103,6 +109,13 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
   if (engine !== undefined && !profilerEngines.includes(engine)) {
     throw new TypeError(`taskprof: option "engine" must be one of ${profilerEngines.join(', ')}, got ${JSON.stringify(engine)}`);
   }
+  const heapSampling = options.heapSampling ?? 'inuse';
+  if (heapSampling !== 'inuse' && heapSampling !== 'allocs') {
+    throw new TypeError(`taskprof: option "heapSampling" must be "inuse" or "allocs", got ${JSON.stringify(heapSampling)}`);
+  }
+  if (heapSampling === 'allocs' && engine === 'v8-profiler-next') {
+    throw new TypeError('taskprof: option "heapSampling: allocs" needs the inspector engine (v8-profiler-next cannot keep samples of freed objects)');
+  }
   return {
     prefix,
     tracking,
@@ -115,6 +128,7 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     engine: engine ?? 'inspector',
     heapSnapshot: booleanOption('heapSnapshot', options.heapSnapshot, false),
     heapSamplingInterval: positiveInteger('heapSamplingInterval', options.heapSamplingInterval, 512 * 1024, 1024),
+    heapSampling,
     availableMemory: functionOption('availableMemory', options.availableMemory),
   };
 }

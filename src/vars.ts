@@ -4,12 +4,14 @@ import v8 from 'node:v8';
 import { tracker } from './tracker.js';
 
 let delay: IntervalHistogram | undefined;
+// The histogram records the time between its timer's runs; the delay is what exceeds this.
+const delayResolutionMs = 20;
 let eluAtStart: EventLoopUtilization | undefined;
 
 /** Starts the event loop delay histogram (once per process). */
 export function startRuntimeStats(): void {
   if (delay !== undefined) return;
-  delay = monitorEventLoopDelay({ resolution: 20 });
+  delay = monitorEventLoopDelay({ resolution: delayResolutionMs });
   delay.enable();
   eluAtStart = performance.eventLoopUtilization();
 }
@@ -21,6 +23,7 @@ export function stopRuntimeStats(): void {
 }
 
 const ms = (ns: number) => Math.round(ns / 1e3) / 1e3;
+const beyondResolution = (ns: number) => Math.max(0, Math.round((ns / 1e6 - delayResolutionMs) * 1e3) / 1e3);
 
 export function runtimeVars(): Record<string, unknown> {
   const byType: Record<string, number> = {};
@@ -38,7 +41,15 @@ export function runtimeVars(): Record<string, unknown> {
       delayMs:
         delay === undefined
           ? null
-          : { min: ms(delay.min), mean: ms(delay.mean), stddev: ms(delay.stddev), p50: ms(delay.percentile(50)), p90: ms(delay.percentile(90)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+          : {
+              min: beyondResolution(delay.min),
+              mean: beyondResolution(delay.mean),
+              stddev: ms(delay.stddev),
+              p50: beyondResolution(delay.percentile(50)),
+              p90: beyondResolution(delay.percentile(90)),
+              p99: beyondResolution(delay.percentile(99)),
+              max: beyondResolution(delay.max),
+            },
       utilization: eluAtStart === undefined ? null : performance.eventLoopUtilization(eluAtStart).utilization,
     },
     tasks: { total: tracker.total(), sampled: tracker.sampled, tracking: tracker.mode, byType },

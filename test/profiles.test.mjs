@@ -9,7 +9,7 @@ import express from 'express';
 import supertest from 'supertest';
 import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
-import { busyFor, retainMany, retained } from './fixtures/workload.mjs';
+import { busyFor, churn, retainMany, retained } from './fixtures/workload.mjs';
 import { fixturesDir } from './helpers.mjs';
 
 const workload = path.join(fixturesDir, 'workload.mjs');
@@ -173,4 +173,23 @@ test('vars: JSON like expvar', async () => {
   assert.equal(typeof res.body.eventLoop.utilization, 'number');
   assert.equal(res.body.versions.node, process.version);
   assert.equal(typeof res.body.tasks.byType, 'object');
+});
+
+test('heapSampling: "allocs" serves allocs (freed objects included) and heap says why it is off', async () => {
+  const allocs = await start({ heapSampling: 'allocs' });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    churn(300_000);
+    const res = await allocs.agent.get('/debug/pprof/allocs').buffer(true).parse(binaryParser).expect(200);
+    assert.equal(res.headers['content-disposition'], 'attachment; filename="allocs"');
+    const { profile, stack, types } = decode(res.body);
+    assert.deepEqual(types, ['alloc_objects/count', 'alloc_space/bytes']);
+    const bytes = profile.sample.filter((s) => stack(s)[0]?.name === 'churn').reduce((n, s) => n + Number(s.value[1]), 0);
+    assert.ok(bytes > 10_000_000, `churn allocated ${bytes} bytes, all freed`);
+    const heap = await allocs.agent.get('/debug/pprof/heap').expect(404);
+    assert.match(heap.text, /^heap is not available: the heapSampling option is "allocs"/);
+  } finally {
+    await allocs.close();
+  }
+  assert.throws(() => taskprof({ heapSampling: 'allocs', engine: 'v8-profiler-next' }), { name: 'TypeError', message: /heapSampling: allocs" needs the inspector engine/ });
 });

@@ -40,7 +40,7 @@ function fileOf(url: string): string {
 }
 
 /** .cpuprofile to pprof samples: one per distinct stack, with sample count and CPU time. */
-export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number): Uint8Array {
+export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, startedAtMs: number): Uint8Array {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parentOf = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
@@ -75,7 +75,8 @@ export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number): Uint
     periodType: { type: 'cpu', unit: 'nanoseconds' },
     period: intervalUs * 1000,
     samples: pprofSamples,
-    timeNanos: BigInt(Math.round(profile.startTime)) * 1000n,
+    // V8's startTime is on a monotonic clock, not the wall clock pprof wants.
+    timeNanos: BigInt(Math.round(startedAtMs)) * 1_000_000n,
     durationNanos: Math.round((profile.endTime - profile.startTime) * 1000),
   });
 }
@@ -95,6 +96,7 @@ export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): Pr
         throw new ProfileError(429, MSG_CPU_BUSY, { 'Retry-After': String(retry) });
       }
       busyUntil = Date.now() + seconds * 1000;
+      const startedAt = Date.now();
       let profile: CpuProfile;
       try {
         await engine.startCpu(cpuSamplingIntervalUs);
@@ -112,7 +114,7 @@ export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): Pr
       if (query.format === 'cpuprofile') {
         return { contentType: 'application/json', body: JSON.stringify(profile), filename: `cpu-${process.pid}-${Date.now()}.cpuprofile` };
       }
-      return { contentType: 'application/octet-stream', body: cpuProfileToPprof(profile, cpuSamplingIntervalUs), filename: 'profile' };
+      return { contentType: 'application/octet-stream', body: cpuProfileToPprof(profile, cpuSamplingIntervalUs, startedAt), filename: 'profile' };
     },
   };
 }

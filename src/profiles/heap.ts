@@ -28,16 +28,20 @@ export const defaultHeapSamplingBytes = 512 * 1024;
 export const heapSampler = {
   engine: undefined as ProfilerEngine | undefined,
   intervalBytes: 0,
+  includeCollected: false,
   starting: undefined as Promise<void> | undefined,
   /** Starts sampling, or returns the start under way; a failure is kept for the next read to report. */
-  start(engine: ProfilerEngine, intervalBytes: number): Promise<void> {
-    if (this.starting !== undefined && this.engine === engine && this.intervalBytes === intervalBytes) return this.starting;
+  start(engine: ProfilerEngine, intervalBytes: number, includeCollected: boolean): Promise<void> {
+    if (this.starting !== undefined && this.engine === engine && this.intervalBytes === intervalBytes && this.includeCollected === includeCollected) {
+      return this.starting;
+    }
     const previous = this.engine;
     this.engine = engine;
     this.intervalBytes = intervalBytes;
+    this.includeCollected = includeCollected;
     this.starting = (async () => {
       if (previous !== undefined && previous !== engine) await previous.stopHeapSampling();
-      await engine.startHeapSampling(intervalBytes);
+      await engine.startHeapSampling(intervalBytes, includeCollected);
     })();
     this.starting.catch(() => {
       this.starting = undefined;
@@ -98,11 +102,12 @@ export function heapSites(profile: SamplingHeapProfile, intervalBytes: number): 
   return [...sites.values()].sort((a, b) => b.bytes - a.bytes);
 }
 
-function heapText(sites: Site[]): string {
+function heapText(sites: Site[], kind: 'inuse' | 'allocs'): string {
   const totalBytes = sites.reduce((n, s) => n + s.bytes, 0);
   const totalObjects = sites.reduce((n, s) => n + s.objects, 0);
   const objects = (n: number) => (Number.isNaN(n) ? '?' : String(Math.round(n)));
-  let out = `heap profile: ${objects(totalObjects)} objects, ${Math.round(totalBytes)} bytes in use (sampled, estimates)\n`;
+  const what = kind === 'inuse' ? 'in use' : 'allocated';
+  let out = `${kind === 'inuse' ? 'heap' : 'allocs'} profile: ${objects(totalObjects)} objects, ${Math.round(totalBytes)} bytes ${what} (sampled, estimates)\n`;
   for (const site of sites.slice(0, 100)) {
     out += `${objects(site.objects)}: ${Math.round(site.bytes)} bytes\n`;
     for (const frame of site.frames) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
@@ -111,30 +116,46 @@ function heapText(sites: Site[]): string {
   return out;
 }
 
-export function createHeapProfile(engine: ProfilerEngine, intervalBytes: number): ProfileDefinition {
-  return {
-    name: 'heap',
+export const MSG_ALLOCS_OFF =
+  'allocs is not available: V8 runs one sampling heap profiler per process, and it samples live objects for heap; ' +
+  'set the heapSampling: "allocs" option to sample every allocation (freed ones too) instead';
+export const MSG_HEAP_OFF =
+  'heap is not available: the heapSampling option is "allocs", so the sampler keeps freed objects and cannot tell what is live; use allocs';
+
+/**
+ * `heap` and `allocs` read the same sampler; the heapSampling option decides
+ * which one it serves (the other answers 404 saying why).
+ */
+export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number, sampling: 'inuse' | 'allocs'): ProfileDefinition[] {
+  const includeCollected = sampling === 'allocs';
+  const profile = (kind: 'inuse' | 'allocs'): ProfileDefinition => ({
+    name: kind === 'inuse' ? 'heap' : 'allocs',
     aliases: [],
     description:
-      'A sampling of memory allocations of live objects. You can specify the gc GET parameter to run a full garbage collection before taking the heap sample' +
-      (engine.heapSinceLastRead ? ` (engine ${engine.name}: objects allocated since the previous heap request only)` : ''),
+      kind === 'inuse'
+        ? 'A sampling of memory allocations of live objects. You can specify the gc GET parameter to run a full garbage collection before taking the heap sample' +
+          (engine.heapSinceLastRead ? ` (engine ${engine.name}: objects allocated since the previous heap request only)` : '') +
+          (includeCollected ? ' (off: heapSampling is "allocs")' : '')
+        : 'A sampling of all past memory allocations, freed ones included' + (includeCollected ? '' : ' (off: set heapSampling: "allocs"; V8 has one sampler, used by heap)'),
     debugLevels: [0, 1],
     formats: [],
     async write(query: ProfileQuery): Promise<ProfileOutput> {
+      if (kind !== sampling) throw new ProfileError(404, kind === 'inuse' ? MSG_HEAP_OFF : MSG_ALLOCS_OFF);
       const gc = query.params.get('gc');
       if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, 'invalid value for "gc" - must be 0 or 1');
       let profile: SamplingHeapProfile;
       try {
-        await heapSampler.start(engine, intervalBytes);
+        await heapSampler.start(engine, intervalBytes, includeCollected);
         if (gc === '1') await engine.collectGarbage();
         profile = await engine.heapProfile();
       } catch (error) {
         throw new ProfileError(500, `Could not read the heap profile: ${(error as Error).message}`);
       }
       const sites = heapSites(profile, intervalBytes);
-      if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites) };
-      // Engines that report bytes only give no object counts: the profile then has inuse_space alone.
+      if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites, kind) };
+      // Engines that report bytes only give no object counts: the profile then has the space type alone.
       const withObjects = profile.samples !== undefined;
+      const prefix = kind === 'inuse' ? 'inuse' : 'alloc';
       const samples: PprofSample[] = sites.map((site) => ({
         values: withObjects ? [Math.round(site.objects), Math.round(site.bytes)] : [Math.round(site.bytes)],
         frames: site.frames.length > 0 ? site.frames : [{ functionName: '(V8)', file: '', line: 0, column: 0 }],
@@ -142,19 +163,20 @@ export function createHeapProfile(engine: ProfilerEngine, intervalBytes: number)
       }));
       return {
         contentType: 'application/octet-stream',
-        filename: 'heap',
+        filename: kind === 'inuse' ? 'heap' : 'allocs',
         body: encodePprof({
           sampleTypes: withObjects
             ? [
-                { type: 'inuse_objects', unit: 'count' },
-                { type: 'inuse_space', unit: 'bytes' },
+                { type: `${prefix}_objects`, unit: 'count' },
+                { type: `${prefix}_space`, unit: 'bytes' },
               ]
-            : [{ type: 'inuse_space', unit: 'bytes' }],
+            : [{ type: `${prefix}_space`, unit: 'bytes' }],
           periodType: { type: 'space', unit: 'bytes' },
           period: intervalBytes,
           samples,
         }),
       };
     },
-  };
+  });
+  return [profile('inuse'), profile('allocs')];
 }

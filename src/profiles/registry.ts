@@ -4,8 +4,7 @@ import { tracker } from '../tracker.js';
 import type { ProfileDefinition } from './profile.js';
 import { createTasksProfile } from './tasks.js';
 import { createCpuProfile } from './cpu.js';
-import { createHeapProfile } from './heap.js';
-import { createAllocsProfile } from './allocs.js';
+import { createHeapProfiles } from './heap.js';
 import { createHeapSnapshotProfile, defaultAvailableMemory } from './heapsnapshot.js';
 import type { ProfilerEngine } from '../engine.js';
 
@@ -23,8 +22,7 @@ export const otherEndpoints: ReadonlyArray<{ name: string; description: string }
 export function createRegistry(options: ResolvedOptions, engine: ProfilerEngine): ProfileRegistry {
   const profiles: ProfileDefinition[] = [
     createTasksProfile(tracker, options.maxDumpBytes),
-    createHeapProfile(engine, options.heapSamplingInterval),
-    createAllocsProfile(),
+    ...createHeapProfiles(engine, options.heapSamplingInterval, options.heapSampling),
     createCpuProfile(engine, options.maxProfileSeconds),
     createHeapSnapshotProfile(options.heapSnapshot, options.availableMemory ?? defaultAvailableMemory),
   ];
