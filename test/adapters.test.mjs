@@ -9,7 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import supertest from 'supertest';
 import { Profile } from 'pprof-format';
 import { adapters, closeCaches } from './fixtures/apps.mjs';
-import { eventually, fixturesDir, parseGroups, sourcePosition } from './helpers.mjs';
+import { binaryParser, eventually, fixturesDir, parseGroups, sourcePosition } from './helpers.mjs';
 
 const fixture = path.join(fixturesDir, 'leaky-app.mjs');
 const intervalLine = sourcePosition(fixture, 'LEAK: interval', 'setInterval(');
@@ -23,11 +23,6 @@ function labelsPattern(adapter, route) {
   return ` \\{method="GET", route="${route}"\\}`;
 }
 
-function binaryParser(res, callback) {
-  const chunks = [];
-  res.on('data', (c) => chunks.push(c));
-  res.on('end', () => callback(null, Buffer.concat(chunks)));
-}
 
 // Full mode, and the default sampled mode with every task sampled, so that
 // counts are exact in both.

@@ -8,6 +8,7 @@ import express from 'express';
 import supertest from 'supertest';
 import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
+import { binaryParser } from './helpers.mjs';
 import { busyFor, retainMany, retained } from './fixtures/workload.mjs';
 
 const require = createRequire(import.meta.url);
@@ -19,11 +20,6 @@ try {
   console.log(`# SKIP engine tests: ${unavailable}`);
 }
 
-function binaryParser(res, callback) {
-  const chunks = [];
-  res.on('data', (c) => chunks.push(c));
-  res.on('end', () => callback(null, Buffer.concat(chunks)));
-}
 
 function functionNames(body) {
   const profile = Profile.decode(gunzipSync(body));

@@ -55,3 +55,10 @@ export async function eventually(check, ms = 2000) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** supertest parser that keeps a binary body as a Buffer. */
+export function binaryParser(res, callback) {
+  const chunks = [];
+  res.on('data', (c) => chunks.push(c));
+  res.on('end', () => callback(null, Buffer.concat(chunks)));
+}

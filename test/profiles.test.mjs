@@ -10,15 +10,10 @@ import supertest from 'supertest';
 import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
 import { busyFor, churn, retainMany, retained } from './fixtures/workload.mjs';
-import { fixturesDir } from './helpers.mjs';
+import { binaryParser, fixturesDir } from './helpers.mjs';
 
 const workload = path.join(fixturesDir, 'workload.mjs');
 
-function binaryParser(res, callback) {
-  const chunks = [];
-  res.on('data', (c) => chunks.push(c));
-  res.on('end', () => callback(null, Buffer.concat(chunks)));
-}
 
 function decode(body) {
   const profile = Profile.decode(gunzipSync(body));
