@@ -1,6 +1,6 @@
-// Builds the optional v8-profiler-next addon from source for the engine tests.
-// npm 11 does not run its install script unless approved, and its prebuilt
-// binaries are downloaded from GitHub; so build it here with node-pre-gyp,
+// Builds the optional v8-profiler-next addon from source for the engine tests,
+// when npm's install did not (npm 11 may skip unapproved install scripts, and
+// the addon's prebuilt binaries are downloaded from GitHub): node-pre-gyp,
 // against the local Node headers when npm's nodedir says where they are.
 // A failure (its releases support Node up to 21) is reported, not fatal: the
 // engine tests then say they skipped.

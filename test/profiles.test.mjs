@@ -158,6 +158,20 @@ test('heapsnapshot: off by default (403), one at a time (429), refused when memo
   await app.agent.get('/debug/pprof/heapsnapshot').buffer(true).parse(binaryParser).expect(200);
 });
 
+test('a failure inside the profiler is a 500 with a plain message, and taskprof stays usable', async () => {
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = '/nonexistent/taskprof-test';
+  try {
+    const res = await app.agent.get('/debug/pprof/heapsnapshot').expect(500);
+    assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
+    assert.match(res.text, /^Could not take a heap snapshot: ENOENT/);
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
+  await app.agent.get('/debug/pprof/heapsnapshot').buffer(true).parse(binaryParser).expect(200);
+});
+
 test('vars: JSON like expvar', async () => {
   const res = await app.agent.get('/debug/vars').expect(200);
   assert.equal(res.headers['content-type'], 'application/json; charset=utf-8');

@@ -43,13 +43,14 @@ export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () 
       busy = true;
       // V8 writes the snapshot to a file as it serializes it; the response
       // streams that file, so the serialized form is never in memory whole.
-      const dir = mkdtempSync(path.join(tmpdir(), 'taskprof-'));
+      let dir: string | undefined;
       const release = () => {
         busy = false;
-        rmSync(dir, { recursive: true, force: true });
+        if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
       };
       let file: string;
       try {
+        dir = mkdtempSync(path.join(tmpdir(), 'taskprof-'));
         file = v8.writeHeapSnapshot(path.join(dir, 'heap.heapsnapshot'));
       } catch (error) {
         release();
