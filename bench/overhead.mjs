@@ -45,10 +45,13 @@ async function child(framework, variant) {
   // Installed before the framework loads, as `import 'why-is-node-running'` would be.
   if (variant === 'why-is-node-running-hook') installWhyIsNodeRunningHook();
 
-  // `sampled:256` is sampled mode with samplingInterval 256.
-  const [mode, interval] = variant.split(':');
+  // `sampled:256/heapoff` adds heapSampling: 'off'.
+  const [spec, flag] = variant.split('/');
+  const [mode, interval] = spec.split(':');
   const tracking = ['counts', 'sampled', 'full'].includes(mode) ? mode : undefined;
-  const trackingOptions = interval === undefined ? { tracking } : { tracking, samplingInterval: Number(interval) };
+  const trackingOptions = { tracking };
+  if (interval !== undefined) trackingOptions.samplingInterval = Number(interval);
+  if (flag === 'heapoff') trackingOptions.heapSampling = 'off';
   const handler = () => new Promise((resolve) => setImmediate(resolve));
   let server;
   let close;

@@ -14,7 +14,7 @@ function routeOf(request: FastifyRequest): string | undefined {
 
 const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance, options, done) => {
   const taskprof = mount(options);
-  const root = taskprof.options.prefix + '/pprof';
+  const { prefix } = taskprof.options;
 
   fastify.addHook('onRequest', (request, _reply, next) => {
     const route = routeOf(request);
@@ -25,8 +25,15 @@ const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance
     reply.hijack();
     taskprof.serve(request.raw, reply.raw, request);
   };
-  fastify.all(root, serve);
-  fastify.all(root + '/*', serve);
+  // A CPU profile in flight must not hold the app's close for its full length:
+  // preClose runs before Fastify waits for requests in flight.
+  fastify.addHook('preClose', (closing) => {
+    taskprof.abortInFlight();
+    closing();
+  });
+
+  // Only taskprof's own paths, so the app keeps the rest of the prefix.
+  for (const path of [prefix + '/pprof', prefix + '/pprof/*', prefix + '/vars']) fastify.all(path, serve);
   done();
 };
 

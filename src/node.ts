@@ -68,6 +68,8 @@ export interface MountedTaskprof {
   labelsEnabled(): boolean;
   /** Runs `next` with `labels` on every task it creates, when the tracker records labels. */
   runLabelled<T>(labels: Labels, next: () => T, late?: () => Labels | undefined): T;
+  /** Aborts the debug requests in flight (a CPU profile stops at once); for the host's close hook. */
+  abortInFlight(): void;
 }
 
 export function mount(options?: TaskprofOptions): MountedTaskprof {
@@ -76,16 +78,24 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   applyTracking(resolved);
   startRuntimeStats();
   // The heap profile shows what is live now only if sampling began before.
-  heapSampler.start(engine, resolved.heapSamplingInterval, resolved.heapSampling === 'allocs').catch((error: unknown) => {
-    console.error('taskprof: could not start the sampling heap profiler; /pprof/heap will say why:', (error as Error).message);
-  });
+  if (resolved.heapSampling !== 'off') {
+    heapSampler.start(engine, resolved.heapSamplingInterval, resolved.heapSampling === 'allocs').catch((error: unknown) => {
+      console.error('taskprof: could not start the sampling heap profiler; /pprof/heap will say why:', (error as Error).message);
+    });
+  }
   const handler = createDebugHandler(resolved, engine);
+  const inFlight = new Set<AbortController>();
   return {
     options: resolved,
     handler,
+    abortInFlight() {
+      for (const controller of inFlight) controller.abort();
+    },
     serve(req, res, native, url = req.url ?? '/') {
       const controller = new AbortController();
+      inFlight.add(controller);
       res.once('close', () => {
+        inFlight.delete(controller);
         if (!res.writableFinished) controller.abort();
       });
       const method = req.method ?? 'GET';

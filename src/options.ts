@@ -42,13 +42,16 @@ export interface TaskprofOptions {
   /** Mean bytes between samples of the heap profiler taskprof starts when mounted. Default 524288 (512 KiB). */
   heapSamplingInterval?: number;
   /**
-   * What that one sampler keeps: `inuse` (live objects, served as `heap`, default) or
-   * `allocs` (every allocation, freed ones too, served as `allocs`). V8 runs one sampler per process.
+   * What that one sampler keeps: `inuse` (live objects, served as `heap`, default),
+   * `allocs` (every allocation, freed ones too, served as `allocs`), or `off` (no sampler,
+   * for apps that cannot spare its cost). V8 runs one sampler per process.
    */
-  heapSampling?: 'inuse' | 'allocs';
+  heapSampling?: HeapSampling;
   /** Bytes of memory free for a heap snapshot. Default: the container limit less RSS where one applies, else free system memory. */
   availableMemory?: () => number;
 }
+
+export type HeapSampling = 'inuse' | 'allocs' | 'off';
 
 export interface ResolvedOptions {
   prefix: string;
@@ -62,7 +65,7 @@ export interface ResolvedOptions {
   engine: ProfilerEngineName;
   heapSnapshot: boolean;
   heapSamplingInterval: number;
-  heapSampling: 'inuse' | 'allocs';
+  heapSampling: HeapSampling;
   availableMemory: (() => number) | undefined;
 }
 
@@ -110,8 +113,8 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     throw new TypeError(`taskprof: option "engine" must be one of ${profilerEngines.join(', ')}, got ${JSON.stringify(engine)}`);
   }
   const heapSampling = options.heapSampling ?? 'inuse';
-  if (heapSampling !== 'inuse' && heapSampling !== 'allocs') {
-    throw new TypeError(`taskprof: option "heapSampling" must be "inuse" or "allocs", got ${JSON.stringify(heapSampling)}`);
+  if (heapSampling !== 'inuse' && heapSampling !== 'allocs' && heapSampling !== 'off') {
+    throw new TypeError(`taskprof: option "heapSampling" must be "inuse", "allocs" or "off", got ${JSON.stringify(heapSampling)}`);
   }
   if (heapSampling === 'allocs' && engine === 'v8-profiler-next') {
     throw new TypeError('taskprof: option "heapSampling: allocs" needs the inspector engine (v8-profiler-next cannot keep samples of freed objects)');

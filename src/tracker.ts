@@ -3,6 +3,7 @@
 // Design and measurements: docs/design.md.
 import asyncHooks from 'node:async_hooks';
 import v8 from 'node:v8';
+import { inspect } from 'node:util';
 import net from 'node:net';
 import http from 'node:http';
 import { captureStackKey, deepCaptureDepth, OWN_TASK, shallowCaptureDepth, StackTable, type StackEntry } from './stack.js';
@@ -106,6 +107,8 @@ export class Tracker {
   #timerSweep: NodeJS.Timeout | undefined;
   // Labels saved by `before` hooks, put back by `after` hooks.
   #savedLabels: (LabelSet | undefined)[] = [];
+  #promiseCounters: Counters = { created: 0, completed: 0, abandoned: 0, live: 0 };
+  #settledHook = true;
   #finalization = new FinalizationRegistry<TaskRecord>((record) => this.#end(record, true));
   #startedAt = 0;
 
@@ -154,10 +157,16 @@ export class Tracker {
     this.#labelsOn = this.#captureStacks;
     this.#countdown = this.#nextGap();
     this.#startedAt = Date.now();
+    // `counts` installs no settled hook (each promise hook is a call from V8 on
+    // every promise): its few sampled promises are checked when counts are read.
+    this.#promiseCounters = this.#countersOf(PROMISE_TYPE);
+    this.#settledHook = mode !== 'counts';
     this.#stopPromiseHook = v8.promiseHooks.createHook(
       this.#labelsOn
         ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled, before: this.#onPromiseBefore, after: this.#onAfter }
-        : { init: this.#onPromiseInit, settled: this.#onPromiseSettled },
+        : this.#settledHook
+          ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled }
+          : { init: this.#onPromiseInit },
     ) as () => void;
     if (mode === 'full') {
       this.#resourceHook = asyncHooks.createHook({
@@ -168,12 +177,14 @@ export class Tracker {
         trackPromises: false,
       } as asyncHooks.HookCallbacks);
       this.#resourceHook.enable();
-    } else if (mode === 'sampled') {
+    } else {
       // Started before the wrappers, so that it is not one of the app's tasks.
       this.#timerSweep = setInterval(() => this.#sweepEndedResources(), timerSweepMs);
       this.#timerSweep.unref();
-      installInstrumentation(this.#onWrappedResource);
-      this.#instrumented = true;
+      if (mode === 'sampled') {
+        installInstrumentation(this.#onWrappedResource);
+        this.#instrumented = true;
+      }
     }
   }
 
@@ -235,11 +246,13 @@ export class Tracker {
     if (labels !== undefined) (promise as Marked)[kLabels] = labels;
     if (parent !== undefined) return;
     try {
-      this.#countersOf(PROMISE_TYPE).created++;
+      this.#promiseCounters.created++;
       if (--this.#countdown > 0) return;
       this.#countdown = this.#nextGap();
       const weight = this.#settings.mode === 'full' ? 1 : this.#settings.samplingInterval;
-      const record = this.#record(PROMISE_TYPE, weight, this.#captureStacks, this.#onPromiseInit, 0, undefined);
+      // Without a settled hook, the record looks at its promise (weakly) to see whether it settled.
+      const watched = this.#settledHook ? undefined : promise;
+      const record = this.#record(PROMISE_TYPE, weight, this.#captureStacks, this.#onPromiseInit, 0, watched);
       if (record === undefined) return;
       (promise as Marked)[kRecord] = record;
       this.#finalization.register(promise, record, record);
@@ -386,7 +399,10 @@ export class Tracker {
   // truth. Any resource that was garbage collected has ended too.
   #sweepEndedResources(): void {
     for (const [type, records] of this.#live) {
-      if (type === PROMISE_TYPE) continue;
+      if (type === PROMISE_TYPE) {
+        if (!this.#settledHook) this.#sweepSettledPromises(records);
+        continue;
+      }
       for (const record of records.values()) {
         if (record.resource === undefined) continue;
         const resource = record.resource.deref() as { _destroyed?: boolean } | undefined;
@@ -394,6 +410,14 @@ export class Tracker {
           this.#end(record, false);
         }
       }
+    }
+  }
+
+  // `counts` mode: sampled promises whose settling no hook reported.
+  #sweepSettledPromises(records: Map<number, TaskRecord>): void {
+    for (const record of records.values()) {
+      const promise = record.resource?.deref();
+      if (promise !== undefined && !isPending(promise)) this.#end(record, false);
     }
   }
 
@@ -420,6 +444,7 @@ export class Tracker {
    * (exact, but only those that keep the process alive), and promises from the sample.
    */
   typeCounts(): TypeCount[] {
+    if (!this.#settledHook) this.#sweepSettledPromises(this.#live.get(PROMISE_TYPE) ?? new Map());
     const result: TypeCount[] = [];
     const exactHandles = this.#resourceHook !== undefined;
     for (const [type, counters] of this.#counters) {
@@ -456,6 +481,12 @@ export class Tracker {
     for (const count of this.typeCounts()) total += count.live;
     return total;
   }
+}
+
+// util.inspect is the one public way to read a promise's state without
+// attaching a handler (which would mark a rejection as handled).
+function isPending(promise: object): boolean {
+  return /^[^{]*\{ <pending>/.test(inspect(promise, { depth: 0, maxArrayLength: 0, maxStringLength: 0, breakLength: Infinity }));
 }
 
 /** State detail of a task, read from its resource when it is still reachable. */

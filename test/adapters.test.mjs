@@ -106,6 +106,8 @@ for (const mode of modes) for (const adapter of adapters) {
         assert.equal(cmdline.text, process.argv.join('\0'));
         const index = await debug().get('/debug/pprof/').expect(200);
         assert.match(index.text, /<a href="tasks\?debug=1">tasks<\/a>/);
+        const vars = await debug().get('/debug/vars').expect(200);
+        assert.equal(vars.body.pid, process.pid);
       });
 
       if (!adapter.ownPort) {
@@ -155,4 +157,28 @@ test('Express routers: the route label is the full template, mount path included
     timers.forEach(clearInterval);
     startTracking({ mode: 'full' });
   }
+});
+
+test('Fastify: closing the app ends a CPU profile in flight at once', async () => {
+  const { default: fastify } = await import('fastify');
+  const { default: taskprofFastify } = await import('taskprof/fastify');
+  const app = fastify();
+  await app.register(taskprofFastify);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const url = `http://127.0.0.1:${app.server.address().port}/debug/pprof/profile?seconds=60`;
+  // No keep-alive: once answered, the connection closes and does not hold close() for its idle timeout.
+  const request = http.get(url, { agent: false });
+  request.on('error', () => {});
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const started = Date.now();
+  // The client is still connected: only the onClose hook can end the profile early.
+  await app.close();
+  assert.ok(Date.now() - started < 5000, `closed in ${Date.now() - started} ms`);
+  request.destroy();
+  // The profiler is free again for the next app in this process.
+  const next = fastify();
+  await next.register(taskprofFastify);
+  const res = await next.inject({ method: 'GET', url: '/debug/pprof/profile?seconds=1', remoteAddress: '127.0.0.1' });
+  assert.equal(res.statusCode, 200);
+  await next.close();
 });

@@ -151,6 +151,24 @@ test('counts mode lists counts by type without stacks', async () => {
   timers.forEach(clearInterval);
 });
 
+test('counts mode counts pending promises without a settled hook, and sees them settle', async () => {
+  startTracking({ mode: 'counts', samplingInterval: 1 });
+  // The test runner's own promises come and go too, so look at differences.
+  const promises = () => taskCounts().find((c) => c.type === 'Promise') ?? { live: 0, completed: 0 };
+  const before = promises();
+  const resolvers = [];
+  const kept = Array.from({ length: 5 }, () => new Promise((resolve) => resolvers.push(resolve)));
+  assert.ok(promises().live >= before.live + 5, 'five more pending');
+  resolvers.forEach((resolve) => resolve());
+  await Promise.all(kept);
+  const after = promises();
+  assert.ok(after.completed >= before.completed + 5, `completed ${before.completed} -> ${after.completed}`);
+  const rejected = Promise.reject(new Error('counted, not handled by taskprof'));
+  rejected.catch(() => {});
+  const settledCount = promises().completed;
+  assert.ok(settledCount >= after.completed + 1, 'a rejected promise is not pending');
+});
+
 test('maxTasks caps the records and every listing shows the dropped count', async () => {
   startTracking({ mode: 'full', maxTasks: 10 });
   const kept = [];

@@ -121,12 +121,13 @@ export const MSG_ALLOCS_OFF =
   'set the heapSampling: "allocs" option to sample every allocation (freed ones too) instead';
 export const MSG_HEAP_OFF =
   'heap is not available: the heapSampling option is "allocs", so the sampler keeps freed objects and cannot tell what is live; use allocs';
+export const MSG_SAMPLING_OFF = 'heap and allocs are not available: the heapSampling option is "off" (no sampling heap profiler runs)';
 
 /**
  * `heap` and `allocs` read the same sampler; the heapSampling option decides
  * which one it serves (the other answers 404 saying why).
  */
-export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number, sampling: 'inuse' | 'allocs'): ProfileDefinition[] {
+export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number, sampling: 'inuse' | 'allocs' | 'off'): ProfileDefinition[] {
   const includeCollected = sampling === 'allocs';
   const profile = (kind: 'inuse' | 'allocs'): ProfileDefinition => ({
     name: kind === 'inuse' ? 'heap' : 'allocs',
@@ -135,11 +136,12 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
       kind === 'inuse'
         ? 'A sampling of memory allocations of live objects. You can specify the gc GET parameter to run a full garbage collection before taking the heap sample' +
           (engine.heapSinceLastRead ? ` (engine ${engine.name}: objects allocated since the previous heap request only)` : '') +
-          (includeCollected ? ' (off: heapSampling is "allocs")' : '')
+          (sampling === 'inuse' ? '' : ` (off: heapSampling is "${sampling}")`)
         : 'A sampling of all past memory allocations, freed ones included' + (includeCollected ? '' : ' (off: set heapSampling: "allocs"; V8 has one sampler, used by heap)'),
     debugLevels: [0, 1],
     formats: [],
     async write(query: ProfileQuery): Promise<ProfileOutput> {
+      if (sampling === 'off') throw new ProfileError(404, MSG_SAMPLING_OFF);
       if (kind !== sampling) throw new ProfileError(404, kind === 'inuse' ? MSG_HEAP_OFF : MSG_ALLOCS_OFF);
       const gc = query.params.get('gc');
       if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, 'invalid value for "gc" - must be 0 or 1');
