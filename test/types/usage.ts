@@ -1,0 +1,43 @@
+// Compiled (not run) by `npm test`: the public types work as users write them.
+import express from 'express';
+import Fastify from 'fastify';
+import http from 'node:http';
+import taskprofExpress from 'taskprof/express';
+import taskprofFastify from 'taskprof/fastify';
+import taskprofHttp, { listen } from 'taskprof/http';
+import { startTracking, stopTracking, taskCount, taskCounts, withLabels, writeProfile, type TaskprofOptions } from 'taskprof';
+
+const options: TaskprofOptions = {
+  prefix: '/debug',
+  tracking: 'sampled',
+  token: 'secret',
+  authorize: (request) => request.headers['x-admin'] === 'yes' && request.method === 'GET',
+  heapSnapshot: false,
+  maxProfileSeconds: 60,
+  engine: 'inspector',
+  heapSampling: 'inuse',
+};
+
+const app = express();
+app.use(taskprofExpress(options));
+
+const fastify = Fastify();
+await fastify.register(taskprofFastify, { prefix: '/ops', tracking: 'counts' });
+
+const debug = taskprofHttp();
+http.createServer((req, res) => debug(req, res, () => res.end('app')));
+const server: http.Server = await listen({ port: 6060, host: '127.0.0.1' });
+server.close();
+
+const n: number = taskCount();
+const types: string[] = taskCounts().map((c) => c.type);
+const result: Promise<number> = withLabels({ job: 'x' }, async () => n + types.length);
+await writeProfile('tasks', process.stdout, { debug: 1 });
+startTracking({ mode: 'full', samplingInterval: 64 });
+stopTracking();
+await result;
+
+// @ts-expect-error: not a tracking mode
+startTracking({ mode: 'loud' });
+// @ts-expect-error: not an option value
+taskprofExpress({ tracking: 'sometimes' });
