@@ -133,7 +133,8 @@ test('index page: every profile with its count, link and description; redirect w
   }
   assert.match(html, /<tr><td>\d+<\/td><td><a href="tasks\?debug=1">tasks<\/a><\/td><\/tr>/);
   assert.ok(html.includes('<a href="tasks?debug=2">full task stack dump</a>'));
-  assert.ok(html.includes('cmdline: </div>'));
+  assert.ok(html.includes('<a href="cmdline">cmdline</a>: </div>'));
+  assert.ok(html.includes('<a href="../vars">vars</a>: </div>'));
   const redirect = await handler.handle(request('/debug/pprof'));
   assert.equal(redirect.status, 301);
   assert.equal(redirect.headers.Location, 'pprof/');

@@ -11,8 +11,14 @@ export function indexPage(registry: ProfileRegistry, prefix: string): string {
     .filter((p) => p.count !== undefined)
     .map((p) => `<tr><td>${p.count!()}</td><td><a href="${escapeHtml(p.name)}?debug=1">${escapeHtml(p.name)}</a></td></tr>`)
     .join('\n');
-  const descriptions = [...registry.profiles, ...otherEndpoints]
-    .map((p) => `<li><div class="profile-name">${escapeHtml(p.name)}: </div> ${escapeHtml(p.description)}</li>`)
+  const descriptions = [
+    ...registry.profiles.map((p) => ({ name: p.name, href: undefined, description: p.description })),
+    ...otherEndpoints,
+  ]
+    .map((p) => {
+      const name = p.href === undefined ? escapeHtml(p.name) : `<a href="${escapeHtml(p.href)}">${escapeHtml(p.name)}</a>`;
+      return `<li><div class="profile-name">${name}: </div> ${escapeHtml(p.description)}</li>`;
+    })
     .join('\n');
   const title = escapeHtml(prefix + '/pprof/');
   return `<!DOCTYPE html>

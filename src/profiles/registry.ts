@@ -14,9 +14,9 @@ export interface ProfileRegistry {
 }
 
 /** Descriptions of endpoints that are not profiles, for the index page (as Go lists cmdline). */
-export const otherEndpoints: ReadonlyArray<{ name: string; description: string }> = [
-  { name: 'cmdline', description: 'The command line invocation of the current process (process.argv, NUL-separated)' },
-  { name: '../vars', description: 'Runtime figures as JSON, like Go\'s expvar: memory, heap spaces, resource usage, event loop delay and utilization, versions, task counts' },
+export const otherEndpoints: ReadonlyArray<{ name: string; href: string; description: string }> = [
+  { name: 'cmdline', href: 'cmdline', description: 'The command line invocation of the current process (process.argv, NUL-separated)' },
+  { name: 'vars', href: '../vars', description: 'Runtime figures as JSON, like Go\'s expvar: memory, heap spaces, resource usage, event loop delay and utilization, versions, task counts' },
 ];
 
 export function createRegistry(options: ResolvedOptions, engine: ProfilerEngine): ProfileRegistry {
