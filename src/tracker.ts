@@ -89,6 +89,10 @@ type Marked = { [kRecord]?: TaskRecord; [kLabels]?: LabelSet };
 // or been cleared (timers end without an event the wrappers could see).
 const timerSweepMs = 2000;
 
+// `counts` mode watches promises promiseDutyOnMs in every promiseDutyPeriodMs.
+const promiseDutyOnMs = 1000;
+const promiseDutyPeriodMs = 10_000;
+
 export class Tracker {
   #settings: TrackerSettings = { ...defaultTrackerSettings, mode: 'off' };
   #live = new Map<string, Map<number, TaskRecord>>();
@@ -109,6 +113,9 @@ export class Tracker {
   #savedLabels: (LabelSet | undefined)[] = [];
   #promiseCounters: Counters = { created: 0, completed: 0, abandoned: 0, live: 0 };
   #settledHook = true;
+  #dutyTimer: NodeJS.Timeout | undefined;
+  // Promises stand for this many times more while they are watched part of the time.
+  #dutyFactor = 1;
   #finalization = new FinalizationRegistry<TaskRecord>((record) => this.#end(record, true));
   #startedAt = 0;
 
@@ -155,19 +162,20 @@ export class Tracker {
     if (mode === 'off') return;
     this.#captureStacks = mode === 'full' || mode === 'sampled';
     this.#labelsOn = this.#captureStacks;
-    this.#countdown = this.#nextGap();
     this.#startedAt = Date.now();
     // `counts` installs no settled hook (each promise hook is a call from V8 on
     // every promise): its few sampled promises are checked when counts are read.
     this.#promiseCounters = this.#countersOf(PROMISE_TYPE);
     this.#settledHook = mode !== 'counts';
-    this.#stopPromiseHook = v8.promiseHooks.createHook(
-      this.#labelsOn
-        ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled, before: this.#onPromiseBefore, after: this.#onAfter }
-        : this.#settledHook
-          ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled }
-          : { init: this.#onPromiseInit },
-    ) as () => void;
+    // `counts` watches promises one second in ten (denser sampling while it
+    // does, so a record still stands for samplingInterval promises): even an
+    // `init` hook on every promise is a few per cent of a cheap request.
+    // samplingInterval 1 asks for exact counts, so it watches all the time.
+    const dutyCycled = mode === 'counts' && settings.samplingInterval > 1;
+    this.#dutyFactor = dutyCycled ? promiseDutyPeriodMs / promiseDutyOnMs : 1;
+    this.#countdown = this.#nextGap();
+    if (dutyCycled) this.#promiseWatchOn();
+    else this.#installPromiseHook();
     if (mode === 'full') {
       this.#resourceHook = asyncHooks.createHook({
         init: this.#onResourceInit,
@@ -192,6 +200,29 @@ export class Tracker {
     this.configure({ ...this.#settings, mode: 'off' });
   }
 
+  #installPromiseHook(): void {
+    this.#stopPromiseHook = v8.promiseHooks.createHook(
+      this.#labelsOn
+        ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled, before: this.#onPromiseBefore, after: this.#onAfter }
+        : this.#settledHook
+          ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled }
+          : { init: this.#onPromiseInit },
+    ) as () => void;
+  }
+
+  #promiseWatchOn = (): void => {
+    this.#installPromiseHook();
+    this.#dutyTimer = setTimeout(this.#promiseWatchOff, promiseDutyOnMs);
+    this.#dutyTimer.unref();
+  };
+
+  #promiseWatchOff = (): void => {
+    this.#stopPromiseHook?.();
+    this.#stopPromiseHook = undefined;
+    this.#dutyTimer = setTimeout(this.#promiseWatchOn, promiseDutyPeriodMs - promiseDutyOnMs);
+    this.#dutyTimer.unref();
+  };
+
   #uninstall(): void {
     this.#stopPromiseHook?.();
     this.#stopPromiseHook = undefined;
@@ -201,6 +232,9 @@ export class Tracker {
     this.#instrumented = false;
     clearInterval(this.#timerSweep);
     this.#timerSweep = undefined;
+    clearTimeout(this.#dutyTimer);
+    this.#dutyTimer = undefined;
+    this.#dutyFactor = 1;
     this.#savedLabels = [];
     this.#captureStacks = false;
     this.#labelsOn = false;
@@ -223,7 +257,7 @@ export class Tracker {
   // Geometric gaps give every task the same chance of a record, without the
   // aliasing a fixed "every Nth" has with code that makes N tasks per request.
   #nextGap(): number {
-    const interval = this.#settings.mode === 'full' ? 1 : this.#settings.samplingInterval;
+    const interval = (this.#settings.mode === 'full' ? 1 : this.#settings.samplingInterval) / this.#dutyFactor;
     if (interval <= 1) return 1;
     return Math.max(1, Math.ceil(Math.log(1 - Math.random()) / Math.log(1 - 1 / interval)));
   }
@@ -246,7 +280,7 @@ export class Tracker {
     if (labels !== undefined) (promise as Marked)[kLabels] = labels;
     if (parent !== undefined) return;
     try {
-      this.#promiseCounters.created++;
+      this.#promiseCounters.created += this.#dutyFactor;
       if (--this.#countdown > 0) return;
       this.#countdown = this.#nextGap();
       const weight = this.#settings.mode === 'full' ? 1 : this.#settings.samplingInterval;
@@ -452,7 +486,7 @@ export class Tracker {
       result.push({
         type,
         live: Math.round(counters.live),
-        created: counters.created,
+        created: Math.round(counters.created),
         completed: Math.round(counters.completed),
         abandoned: Math.round(counters.abandoned),
         estimated: type === PROMISE_TYPE && this.sampled,

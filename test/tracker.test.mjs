@@ -193,3 +193,18 @@ test('stopping removes every hook; tracking settings round-trip', async () => {
   assert.equal(JSON.stringify(taskCounts()), createdBefore, 'no hook counts anything after stop');
   assert.throws(() => startTracking({ mode: 'loud' }), /mode must be one of full, sampled, counts, off/);
 });
+
+test('counts mode with sampling watches promises one second in ten, and scales what it sees', async () => {
+  startTracking({ mode: 'counts', samplingInterval: 4 });
+  const created = () => taskCounts().find((c) => c.type === 'Promise')?.created ?? 0;
+  const start = created();
+  // Inside the first second the hook is on: each promise counts for ten.
+  for (let i = 0; i < 100; i++) void Promise.resolve(i);
+  assert.equal(created() - start, 1000);
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+  // Off for the next nine seconds: nothing is counted, nothing is paid.
+  const off = created();
+  for (let i = 0; i < 100; i++) void Promise.resolve(i);
+  assert.equal(created(), off);
+  startTracking({ mode: 'full' });
+});
