@@ -339,9 +339,9 @@ export class Tracker {
   // Full mode: every resource Node reports, with a stack.
   #onResourceInit = (asyncId: number, type: string, _triggerAsyncId: number, resource: object): void => {
     if (ignoredTypes.has(type)) return;
-    const labels = labelContext.current;
-    if (labels !== undefined) (resource as Marked)[kLabels] = labels;
     try {
+      const labels = labelContext.current;
+      if (labels !== undefined) (resource as Marked)[kLabels] = labels;
       this.#countersOf(type).created++;
       const record = this.#record(type, 1, true, this.#onResourceInit, asyncId, resource);
       if (record !== undefined) {
