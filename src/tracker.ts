@@ -163,10 +163,11 @@ export class Tracker {
     this.#captureStacks = mode === 'full' || mode === 'sampled';
     this.#labelsOn = this.#captureStacks;
     this.#startedAt = Date.now();
-    // `counts` installs no settled hook (each promise hook is a call from V8 on
-    // every promise): its few sampled promises are checked when counts are read.
+    // Only `full` installs a settled hook (each promise hook is a call from V8
+    // on every promise): the other modes' few sampled promises are checked
+    // when counts or listings are read, and every 2 s.
     this.#promiseCounters = this.#countersOf(PROMISE_TYPE);
-    this.#settledHook = mode !== 'counts';
+    this.#settledHook = mode === 'full';
     // `counts` watches promises one second in ten (denser sampling while it
     // does, so a record still stands for samplingInterval promises): even an
     // `init` hook on every promise is a few per cent of a cheap request.
@@ -201,13 +202,9 @@ export class Tracker {
   }
 
   #installPromiseHook(): void {
-    this.#stopPromiseHook = v8.promiseHooks.createHook(
-      this.#labelsOn
-        ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled, before: this.#onPromiseBefore, after: this.#onAfter }
-        : this.#settledHook
-          ? { init: this.#onPromiseInit, settled: this.#onPromiseSettled }
-          : { init: this.#onPromiseInit },
-    ) as () => void;
+    const settled = this.#settledHook ? this.#onPromiseSettled : undefined;
+    const labels = this.#labelsOn ? { before: this.#onPromiseBefore, after: this.#onAfter } : {};
+    this.#stopPromiseHook = v8.promiseHooks.createHook({ init: this.#onPromiseInit, settled, ...labels }) as () => void;
   }
 
   #promiseWatchOn = (): void => {
