@@ -14,9 +14,3 @@ export function post<T = unknown>(method: string, params?: object): Promise<T> {
     current.post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result as T)));
   });
 }
-
-/** Closes the session (and with it every profiler it started). */
-export function disconnect(): void {
-  session?.disconnect();
-  session = undefined;
-}

@@ -2,6 +2,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { defaultTrackerSettings, trackingModes, type TrackingMode } from './tracker.js';
 import { profilerEngines, type ProfilerEngineName } from './engine.js';
+import { defaultDumpLimitBytes } from './profiles/tasks.js';
+import { defaultHeapSamplingBytes } from './profiles/heap.js';
 
 /** What `authorize` is given: the request as taskprof sees it, plus the framework's own request object. */
 export interface DebugRequestInfo {
@@ -126,11 +128,11 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     maxTasks: positiveInteger('maxTasks', options.maxTasks, defaultTrackerSettings.maxTasks, 0),
     token,
     authorize,
-    maxDumpBytes: positiveInteger('maxDumpBytes', options.maxDumpBytes, 64 * 1024 * 1024, 1024),
+    maxDumpBytes: positiveInteger('maxDumpBytes', options.maxDumpBytes, defaultDumpLimitBytes, 1024),
     maxProfileSeconds: positiveInteger('maxProfileSeconds', options.maxProfileSeconds, 300, 1),
     engine: engine ?? 'inspector',
     heapSnapshot: booleanOption('heapSnapshot', options.heapSnapshot, false),
-    heapSamplingInterval: positiveInteger('heapSamplingInterval', options.heapSamplingInterval, 512 * 1024, 1024),
+    heapSamplingInterval: positiveInteger('heapSamplingInterval', options.heapSamplingInterval, defaultHeapSamplingBytes, 1024),
     heapSampling,
     availableMemory: functionOption('availableMemory', options.availableMemory),
   };

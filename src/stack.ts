@@ -141,7 +141,8 @@ export class StackTable {
   }
 }
 
-function pathOf(file: string): string {
+/** A stack or profile file name as a path: file:// URLs converted. */
+export function filePath(file: string): string {
   if (file.startsWith('file://')) {
     try {
       return fileURLToPath(file);
@@ -171,7 +172,7 @@ function sourceMapped(frame: StackFrame, rawFile: string): StackFrame {
   if (entry.originalSource === undefined || entry.originalLine === undefined) return frame;
   return {
     functionName: frame.functionName,
-    file: pathOf(entry.originalSource),
+    file: filePath(entry.originalSource),
     line: entry.originalLine + 1,
     column: (entry.originalColumn ?? 0) + 1,
   };
@@ -184,12 +185,22 @@ export function framesOf(entry: StackEntry): StackFrame[] {
   if (entry.key !== '') {
     for (const line of entry.key.split('\n')) {
       const [functionName = '', rawFile = '', lineNo = '0', column = '0'] = line.split('\t');
-      const frame = { functionName: functionName || '<anonymous>', file: pathOf(rawFile), line: Number(lineNo), column: Number(column) };
+      const frame = { functionName: functionName || '<anonymous>', file: filePath(rawFile), line: Number(lineNo), column: Number(column) };
       frames.push(sourceMapped(frame, rawFile));
     }
   }
   entry.frames = frames;
   return frames;
+}
+
+/** A call frame of V8's DevTools protocol (0-based positions) as a StackFrame. */
+export function fromCallFrame(callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }): StackFrame {
+  return {
+    functionName: callFrame.functionName || '(anonymous)',
+    file: filePath(callFrame.url),
+    line: callFrame.lineNumber + 1,
+    column: callFrame.columnNumber + 1,
+  };
 }
 
 /** A file path as shown in text listings: relative to the working directory when inside it. */

@@ -136,10 +136,6 @@ export class Tracker {
     return this.#dropped;
   }
 
-  get recordCount(): number {
-    return this.#recordCount;
-  }
-
   /** When the current mode took effect (Date.now()). */
   get startedAt(): number {
     return this.#startedAt;
@@ -444,7 +440,7 @@ export class Tracker {
     }
   }
 
-  // `counts` mode: sampled promises whose settling no hook reported.
+  // `sampled` and `counts` modes: sampled promises whose settling no hook reported.
   #sweepSettledPromises(records: Map<number, TaskRecord>): void {
     for (const record of records.values()) {
       const promise = record.resource?.deref();
@@ -475,7 +471,8 @@ export class Tracker {
    * (exact, but only those that keep the process alive), and promises from the sample.
    */
   typeCounts(): TypeCount[] {
-    if (!this.#settledHook) this.#sweepSettledPromises(this.#live.get(PROMISE_TYPE) ?? new Map());
+    const promises = this.#live.get(PROMISE_TYPE);
+    if (!this.#settledHook && promises !== undefined) this.#sweepSettledPromises(promises);
     const result: TypeCount[] = [];
     const exactHandles = this.#resourceHook !== undefined;
     for (const [type, counters] of this.#counters) {

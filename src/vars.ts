@@ -16,18 +16,16 @@ export function startRuntimeStats(): void {
   eluAtStart = performance.eventLoopUtilization();
 }
 
-export function stopRuntimeStats(): void {
-  delay?.disable();
-  delay = undefined;
-  eluAtStart = undefined;
-}
-
 const ms = (ns: number) => Math.round(ns / 1e3) / 1e3;
 const beyondResolution = (ns: number) => Math.max(0, Math.round((ns / 1e6 - delayResolutionMs) * 1e3) / 1e3);
 
 export function runtimeVars(): Record<string, unknown> {
   const byType: Record<string, number> = {};
-  for (const count of tracker.typeCounts()) byType[count.type] = count.live;
+  let total = 0;
+  for (const count of tracker.typeCounts()) {
+    byType[count.type] = count.live;
+    total += count.live;
+  }
   return {
     cmdline: process.argv,
     pid: process.pid,
@@ -52,6 +50,6 @@ export function runtimeVars(): Record<string, unknown> {
             },
       utilization: eluAtStart === undefined ? null : performance.eventLoopUtilization(eluAtStart).utilization,
     },
-    tasks: { total: tracker.total(), sampled: tracker.sampled, tracking: tracker.mode, byType },
+    tasks: { total, sampled: tracker.sampled, tracking: tracker.mode, byType },
   };
 }

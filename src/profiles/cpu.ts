@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProfilerEngine } from '../engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
-import type { StackFrame } from '../stack.js';
+import { fromCallFrame, type StackFrame } from '../stack.js';
 import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 /** V8's .cpuprofile, as Profiler.stop returns it. */
@@ -35,10 +35,6 @@ function parseSeconds(params: URLSearchParams, max: number): number {
   return seconds;
 }
 
-function fileOf(url: string): string {
-  return url.startsWith('file://') ? decodeURIComponent(new URL(url).pathname) : url;
-}
-
 /** .cpuprofile to pprof samples: one per distinct stack, with sample count and CPU time. */
 export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, startedAtMs: number): Uint8Array {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -62,8 +58,7 @@ export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, start
     for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
       const node = byId.get(at);
       if (node === undefined || node.callFrame.functionName === '(root)') break;
-      const { functionName, url, lineNumber, columnNumber } = node.callFrame;
-      frames.push({ functionName: functionName || '(anonymous)', file: fileOf(url), line: lineNumber + 1, column: columnNumber + 1 });
+      frames.push(fromCallFrame(node.callFrame));
     }
     pprofSamples.push({ values: [total.count, Math.round(total.nanos)], frames, labels: {} });
   }

@@ -4,7 +4,7 @@
 import type { ProfilerEngine } from '../engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
 import { formatPosition } from '../format/text.js';
-import type { StackFrame } from '../stack.js';
+import { fromCallFrame, type StackFrame } from '../stack.js';
 import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 interface SamplingHeapProfileNode {
@@ -48,18 +48,7 @@ export const heapSampler = {
     });
     return this.starting;
   },
-  async stop(): Promise<void> {
-    const engine = this.engine;
-    if (this.starting === undefined || engine === undefined) return;
-    this.starting = undefined;
-    this.engine = undefined;
-    await engine.stopHeapSampling().catch(() => undefined);
-  },
 };
-
-function fileOf(url: string): string {
-  return url.startsWith('file://') ? decodeURIComponent(new URL(url).pathname) : url;
-}
 
 interface Site {
   frames: StackFrame[];
@@ -77,11 +66,7 @@ export function heapSites(profile: SamplingHeapProfile, intervalBytes: number): 
   const framesOf = new Map<number, StackFrame[]>();
   const bytesOnly: Site[] = [];
   const walk = (node: SamplingHeapProfileNode, parent: StackFrame[]): void => {
-    const { functionName, url, lineNumber, columnNumber } = node.callFrame;
-    const frames =
-      functionName === '(root)'
-        ? parent
-        : [{ functionName: functionName || '(anonymous)', file: fileOf(url), line: lineNumber + 1, column: columnNumber + 1 }, ...parent];
+    const frames = node.callFrame.functionName === '(root)' ? parent : [fromCallFrame(node.callFrame), ...parent];
     if (node.id !== undefined) framesOf.set(node.id, frames);
     if (node.selfSize > 0) bytesOnly.push({ frames, objects: NaN, bytes: node.selfSize });
     for (const child of node.children) walk(child, frames);
