@@ -5,9 +5,11 @@ import taskprof from 'taskprof/express';
 import { TtlCache } from './demo/ttl-cache.mjs';
 
 const app = express();
-// samplingInterval 16 so the sampled promise leak shows within seconds; in
-// production keep the default (256), which is what the overhead budget assumes.
-app.use(taskprof({ samplingInterval: 16 }));
+// samplingInterval 16 so the sampled promise leak shows within seconds, and
+// the growth detector sampling every 2 s (not 10) so that /debug/pprof/leaks
+// flags both leaks in about half a minute. In production keep the defaults:
+// the overhead budget assumes samplingInterval 256.
+app.use(taskprof({ samplingInterval: 16, leakDetection: { intervalMs: 2000 } }));
 
 // Leak 1: a new cache (and so a new interval) per request.
 app.get('/users/:id', (req, res) => {
@@ -36,8 +38,11 @@ const server = app.listen(port, '127.0.0.1', () => {
   curl '${base}/debug/pprof/tasks?debug=1'      live tasks grouped by creation stack
   curl '${base}/debug/pprof/tasks?debug=2'      every task, with who created it
   curl '${base}/debug/pprof/tasks?debug=1&format=json'
+  curl '${base}/debug/pprof/tasks?debug=1&seconds=10'   what changed in 10 s
+  curl '${base}/debug/pprof/leaks?debug=1'      groups growing steadily (after ~30 s)
+  curl '${base}/debug/metrics'                  Prometheus metrics
   go tool pprof -top '${base}/debug/pprof/tasks'
-  open ${base}/debug/pprof/ in a browser
+  open ${base}/debug/pprof/ in a browser        (a chart of live tasks by type)
 
 The demo calls /users/:id and /report on itself every 200 ms, so both leaks grow. Ctrl-C to stop.`);
   let n = 0;

@@ -14,7 +14,6 @@ function routeOf(request: FastifyRequest): string | undefined {
 
 const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance, options, done) => {
   const taskprof = mount(options);
-  const { prefix } = taskprof.options;
 
   fastify.addHook('onRequest', (request, _reply, next) => {
     const route = routeOf(request);
@@ -33,7 +32,7 @@ const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance
   });
 
   // Only taskprof's own paths, so the app keeps the rest of the prefix.
-  for (const path of [prefix + '/pprof', prefix + '/pprof/*', prefix + '/vars']) fastify.all(path, serve);
+  for (const path of taskprof.handler.routes) fastify.all(path, serve);
   done();
 };
 

@@ -3,11 +3,12 @@
 // rejects.
 import { checkAccess } from './access.js';
 import type { DebugRequestInfo, ResolvedOptions } from './options.js';
-import { ProfileError, type ProfileDefinition, type ResponseBody } from './profiles/profile.js';
+import { ProfileError, parseSeconds, type ProfileDefinition, type ResponseBody } from './profiles/profile.js';
 import { createRegistry, type ProfileRegistry } from './profiles/registry.js';
 import { loadEngine, type ProfilerEngine } from './engine.js';
 import { runtimeVars } from './vars.js';
 import { indexPage } from './profiles/indexpage.js';
+import { ensureTaskMetrics, ownRegistriesFor, wantsOpenMetrics } from './metrics.js';
 
 export interface DebugRequest extends DebugRequestInfo {
   /** Aborted when the client goes away. */
@@ -23,6 +24,12 @@ export interface DebugResponse {
 export const MSG_UNKNOWN_PROFILE = 'Unknown profile\n';
 export const MSG_METHOD = 'Method not allowed: use GET or HEAD\n';
 export const MSG_INTERNAL = 'Internal error in taskprof; see the server log\n';
+export const MSG_SECONDS_UNSUPPORTED = '"seconds" parameter is not supported for this profile type\n';
+export const MSG_SECONDS_DEBUG = 'seconds and debug params are incompatible: debug=2 lists single tasks, not a difference; use debug=0 or debug=1\n';
+export const MSG_DELTA_BUSY = 'Too many requests: too many delta profiles are waiting; try again later\n';
+
+// Delta profiles waiting at once; each holds one listing until its second read.
+const maxDeltaWaits = 8;
 
 const commonHeaders = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
 
@@ -55,6 +62,8 @@ export interface DebugHandler {
   matches(url: string): boolean;
   handle(request: DebugRequest): Promise<DebugResponse>;
   readonly registry: ProfileRegistry;
+  /** Route patterns for routers (Fastify): the pprof tree, vars and metrics. */
+  readonly routes: readonly string[];
 }
 
 function pathOf(url: string): string {
@@ -66,7 +75,11 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
   const registry = createRegistry(options, engine);
   const pprofRoot = options.prefix + '/pprof';
   const varsPath = options.prefix + '/vars';
+  const metricsPath = options.prefix + '/metrics';
+  const metricsRegistries = ownRegistriesFor(options.metricsPrefix);
+  if (options.register !== undefined) ensureTaskMetrics(options.register, options.metricsPrefix);
   let loggedInternalError = false;
+  let deltaWaits = 0;
 
   async function serve(request: DebugRequest): Promise<DebugResponse> {
     const access = await checkAccess(request, options);
@@ -76,6 +89,10 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
     const url = new URL(request.url, 'http://taskprof.invalid');
     const path = url.pathname;
     if (path === varsPath) return ok('application/json; charset=utf-8', JSON.stringify(runtimeVars(), null, 2) + '\n');
+    if (path === metricsPath) {
+      const registry = wantsOpenMetrics(request.headers.accept) ? metricsRegistries.openMetrics : metricsRegistries.text;
+      return ok(registry.contentType, await registry.metrics());
+    }
     if (path === pprofRoot) return { status: 301, headers: { ...commonHeaders, Location: 'pprof/' }, body: undefined };
     let name: string;
     try {
@@ -109,20 +126,37 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
     if (format === undefined && profile.formats.includes('json') && /\bapplication\/json\b/i.test(String(request.headers.accept ?? ''))) {
       format = 'json';
     }
+    let deltaSeconds: number | undefined;
+    if (params.has('seconds')) {
+      if (profile.seconds === undefined) return serveError(400, MSG_SECONDS_UNSUPPORTED);
+      if (profile.seconds === 'delta') {
+        if (debug === 2) return serveError(400, MSG_SECONDS_DEBUG);
+        try {
+          deltaSeconds = parseSeconds(params, options.maxProfileSeconds, 0);
+        } catch (error) {
+          return serveError(400, (error as Error).message + '\n');
+        }
+        if (deltaWaits >= maxDeltaWaits) return serveError(429, MSG_DELTA_BUSY, { 'Retry-After': String(Math.min(deltaSeconds, 60)) });
+      }
+    }
+    if (deltaSeconds !== undefined) deltaWaits++;
     try {
-      const output = await profile.write({ debug, format, json: format === 'json', params, signal: request.signal });
+      const output = await profile.write({ debug, format, json: format === 'json', params, signal: request.signal, deltaSeconds });
       return ok(output.contentType, output.body, output.filename);
     } catch (error) {
       if (error instanceof ProfileError) return serveError(error.status, error.message + '\n', error.headers);
       throw error;
+    } finally {
+      if (deltaSeconds !== undefined) deltaWaits--;
     }
   }
 
   return {
     registry,
+    routes: [pprofRoot, pprofRoot + '/*', varsPath, metricsPath],
     matches(url: string): boolean {
       const path = pathOf(url);
-      return path === pprofRoot || path.startsWith(pprofRoot + '/') || path === varsPath;
+      return path === pprofRoot || path.startsWith(pprofRoot + '/') || path === varsPath || path === metricsPath;
     },
     async handle(request: DebugRequest): Promise<DebugResponse> {
       try {

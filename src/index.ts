@@ -7,7 +7,7 @@ import { extendLabels, runWithLabels, type Labels } from './labels.js';
 import { createTasksProfile } from './profiles/tasks.js';
 import { markTrackingConfigured } from './node.js';
 
-export type { TaskprofOptions, DebugRequestInfo } from './options.js';
+export type { TaskprofOptions, DebugRequestInfo, LeakDetectionOptions } from './options.js';
 export type { TrackingMode, TrackerSettings, TypeCount } from './tracker.js';
 export type { Labels } from './labels.js';
 export type { StackFrame } from './stack.js';
@@ -81,6 +81,7 @@ export async function writeProfile(name: 'tasks', writable: Writable, options: W
     json: options.json === true,
     params: new URLSearchParams(),
     signal: new AbortController().signal,
+    deltaSeconds: undefined,
   });
   const chunks = output.body instanceof Readable ? output.body : [output.body ?? ''];
   for await (const chunk of chunks) {

@@ -40,6 +40,11 @@ export class LabelSet {
     }
   }
 
+  /** True while late labels may still come. */
+  get pending(): boolean {
+    return this.#late !== undefined;
+  }
+
   get values(): Labels {
     this.resolve();
     return this.#values;
@@ -59,6 +64,13 @@ export function formatLabels(values: Labels): string {
   if (keys.length === 0) return '';
   return '{' + keys.map((k) => `${k}=${JSON.stringify(values[k])}`).join(', ') + '}';
 }
+
+/**
+ * The scope of taskprof's own work (serving a debug request): the tracker
+ * skips tasks made in it before capturing a stack, which would cost more than
+ * the work itself under full tracking.
+ */
+export const ownWork = new LabelSet({});
 
 /** The label set in force now; read and written by the tracker's hooks. */
 export const labelContext: { current: LabelSet | undefined } = { current: undefined };

@@ -6,11 +6,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, pipeline } from 'node:stream';
 import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './options.js';
 import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
-import { LabelSet, runWithLabels, type Labels } from './labels.js';
+import { LabelSet, ownWork, runWithLabels, type Labels } from './labels.js';
 import { tracker, defaultTrackerSettings } from './tracker.js';
 import { loadEngine } from './engine.js';
 import { heapSampler } from './profiles/heap.js';
 import { startRuntimeStats } from './vars.js';
+import { defaultLeakDetection, growthDetector } from './growth.js';
+
+/** Starts the growth detector from mount options: the first mount starts it, a mount with settings restarts it. */
+function applyLeakDetection(options: ResolvedOptions): void {
+  if (options.leakDetection === false) return;
+  if (options.leakDetection === undefined && growthDetector.running) return;
+  growthDetector.start(options.leakDetection ?? defaultLeakDetection);
+}
 
 export function writeResponse(res: ServerResponse, response: DebugResponse, head: boolean): void {
   if (res.headersSent || res.destroyed) {
@@ -76,6 +84,8 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   const resolved = resolveOptions(options);
   const engine = loadEngine(resolved.engine);
   applyTracking(resolved);
+  tracker.routes.limit = resolved.maxRoutes;
+  applyLeakDetection(resolved);
   startRuntimeStats();
   // The heap profile shows what is live now only if sampling began before.
   if (resolved.heapSampling !== 'off') {
@@ -99,8 +109,9 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
         if (!res.writableFinished) controller.abort();
       });
       const method = req.method ?? 'GET';
-      handler
-        .handle({ method, url, headers: req.headers, remoteAddress: req.socket?.remoteAddress, native, signal: controller.signal })
+      runWithLabels(ownWork, () =>
+        handler.handle({ method, url, headers: req.headers, remoteAddress: req.socket?.remoteAddress, native, signal: controller.signal }),
+      )
         .then((response) => writeResponse(res, response, method === 'HEAD'))
         .catch(() => {
           if (!res.headersSent) {

@@ -4,6 +4,11 @@ import { defaultTrackerSettings, trackingModes, type TrackingMode } from './trac
 import { profilerEngines, type ProfilerEngineName } from './engine.js';
 import { defaultDumpLimitBytes } from './profiles/tasks.js';
 import { defaultHeapSamplingBytes } from './profiles/heap.js';
+import { defaultLeakDetection, type LeakDetectionOptions, type LeakDetectionSettings } from './growth.js';
+import { defaultMetricsPrefix, type PromRegistry } from './metrics.js';
+import { defaultMaxRoutes } from './routes.js';
+
+export type { LeakDetectionOptions } from './growth.js';
 
 /** What `authorize` is given: the request as taskprof sees it, plus the framework's own request object. */
 export interface DebugRequestInfo {
@@ -51,6 +56,21 @@ export interface TaskprofOptions {
   heapSampling?: HeapSampling;
   /** Bytes of memory free for a heap snapshot. Default: the container limit less RSS where one applies, else free system memory. */
   availableMemory?: () => number;
+  /**
+   * The app's prom-client Registry: taskprof's metrics are registered on it too,
+   * so the app's own /metrics includes them. `<prefix>/metrics` serves them either way.
+   */
+  register?: PromRegistry;
+  /** Prefix of every metric name. Default `taskprof_` (never clashes with prom-client's `nodejs_` defaults). */
+  metricsPrefix?: string;
+  /** Distinct (method, route) pairs in `taskprof_tasks_by_route`; the rest count as route="other". Default 100. */
+  maxRoutes?: number;
+  /**
+   * The growth detector behind `<prefix>/pprof/leaks` and `taskprof_leak_suspects`:
+   * its settings, or `false` for none. Defaults: sample every 10 s, keep 30 min,
+   * flag a group after 12 samples (2 min) of growth by at least 10 tasks.
+   */
+  leakDetection?: LeakDetectionOptions | false;
 }
 
 export type HeapSampling = 'inuse' | 'allocs' | 'off';
@@ -69,6 +89,11 @@ export interface ResolvedOptions {
   heapSamplingInterval: number;
   heapSampling: HeapSampling;
   availableMemory: (() => number) | undefined;
+  register: PromRegistry | undefined;
+  metricsPrefix: string;
+  maxRoutes: number;
+  /** false: no detector; undefined: keep the one running (or start it with defaults). */
+  leakDetection: LeakDetectionSettings | false | undefined;
 }
 
 function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
@@ -88,6 +113,36 @@ function booleanOption(name: string, value: unknown, fallback: boolean): boolean
 function functionOption<T extends Function>(name: string, value: T | undefined): T | undefined {
   if (value !== undefined && typeof value !== 'function') throw new TypeError(`taskprof: option "${name}" must be a function`);
   return value;
+}
+
+function registerOption(value: unknown): PromRegistry | undefined {
+  if (value === undefined) return undefined;
+  const registry = value as Partial<PromRegistry> | null;
+  if (registry === null || typeof registry !== 'object' || typeof registry.registerMetric !== 'function' || typeof registry.metrics !== 'function') {
+    throw new TypeError('taskprof: option "register" must be a prom-client Registry (new Registry() or the default `register`)');
+  }
+  return value as PromRegistry;
+}
+
+function leakDetectionOption(value: unknown): LeakDetectionSettings | false | undefined {
+  if (value === undefined || value === false) return value;
+  if (value === null || typeof value !== 'object') {
+    throw new TypeError('taskprof: option "leakDetection" must be false or an object { intervalMs, windowMs, minSamples, minGrowth, maxGroups }');
+  }
+  const given = value as LeakDetectionOptions;
+  const settings: LeakDetectionSettings = {
+    intervalMs: positiveInteger('leakDetection.intervalMs', given.intervalMs, defaultLeakDetection.intervalMs, 10),
+    windowMs: positiveInteger('leakDetection.windowMs', given.windowMs, defaultLeakDetection.windowMs, 1),
+    minSamples: positiveInteger('leakDetection.minSamples', given.minSamples, defaultLeakDetection.minSamples, 3),
+    minGrowth: positiveInteger('leakDetection.minGrowth', given.minGrowth, defaultLeakDetection.minGrowth, 1),
+    maxGroups: positiveInteger('leakDetection.maxGroups', given.maxGroups, defaultLeakDetection.maxGroups, 1),
+  };
+  if (settings.windowMs < settings.intervalMs * settings.minSamples) {
+    throw new TypeError(
+      `taskprof: option "leakDetection.windowMs" must hold at least minSamples (${settings.minSamples}) intervals of ${settings.intervalMs} ms, got ${settings.windowMs}`,
+    );
+  }
+  return settings;
 }
 
 /** Validates once, into a new object; the caller's object is never written. */
@@ -118,6 +173,10 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
   if (heapSampling !== 'inuse' && heapSampling !== 'allocs' && heapSampling !== 'off') {
     throw new TypeError(`taskprof: option "heapSampling" must be "inuse", "allocs" or "off", got ${JSON.stringify(heapSampling)}`);
   }
+  const metricsPrefix = options.metricsPrefix ?? defaultMetricsPrefix;
+  if (typeof metricsPrefix !== 'string' || !/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(metricsPrefix)) {
+    throw new TypeError(`taskprof: option "metricsPrefix" must be empty or match [a-zA-Z_:][a-zA-Z0-9_:]*, got ${JSON.stringify(metricsPrefix)}`);
+  }
   if (heapSampling === 'allocs' && engine === 'v8-profiler-next') {
     throw new TypeError('taskprof: option "heapSampling: allocs" needs the inspector engine (v8-profiler-next cannot keep samples of freed objects)');
   }
@@ -135,5 +194,9 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     heapSamplingInterval: positiveInteger('heapSamplingInterval', options.heapSamplingInterval, defaultHeapSamplingBytes, 1024),
     heapSampling,
     availableMemory: functionOption('availableMemory', options.availableMemory),
+    register: registerOption(options.register),
+    metricsPrefix,
+    maxRoutes: positiveInteger('maxRoutes', options.maxRoutes, defaultMaxRoutes, 1),
+    leakDetection: leakDetectionOption(options.leakDetection),
   };
 }

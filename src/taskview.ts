@@ -5,6 +5,8 @@ import { framesOf, type StackFrame } from './stack.js';
 import { emptyLabels, type Labels } from './labels.js';
 
 export interface TaskGroup {
+  /** Identifies the group across listings (type, detail, stack and labels). */
+  key: string;
   /** Tasks in the group (an estimate when the tracker samples). */
   count: number;
   type: string;
@@ -32,6 +34,7 @@ export function groupTasks(tracker: Tracker): TaskGroup[] {
       .typeCounts()
       .filter((c) => c.live > 0)
       .map((c) => ({
+        key: c.type,
         count: c.live,
         type: c.type,
         detail: '',
@@ -46,10 +49,11 @@ export function groupTasks(tracker: Tracker): TaskGroup[] {
     // rest are already in the totals.
     if (record.stack === undefined) continue;
     const detail = describeTask(record, false);
-    const key = `${record.type}\0${detail}\0${record.stack.id}\0${record.labels?.key ?? ''}`;
+    const key = `${record.type}\0${detail}\0${record.stack.key}\0${record.labels?.key ?? ''}`;
     let group = groups.get(key);
     if (group === undefined) {
       group = {
+        key,
         count: 0,
         type: record.type,
         detail,

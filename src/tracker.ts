@@ -7,8 +7,9 @@ import { inspect } from 'node:util';
 import net from 'node:net';
 import http from 'node:http';
 import { captureStackKey, deepCaptureDepth, OWN_TASK, shallowCaptureDepth, StackTable, type StackEntry } from './stack.js';
-import { labelContext, type LabelSet } from './labels.js';
+import { labelContext, ownWork, type LabelSet } from './labels.js';
 import { installInstrumentation, uninstallInstrumentation } from './instrument.js';
+import { RouteTally } from './routes.js';
 
 export type TrackingMode = 'full' | 'sampled' | 'counts' | 'off';
 export const trackingModes: readonly TrackingMode[] = ['full', 'sampled', 'counts', 'off'];
@@ -43,7 +44,27 @@ export interface TypeCount {
   /** Never settled, and collected by the garbage collector. */
   abandoned: number;
   estimated: boolean;
+  /**
+   * Whether `completed` is counted. Without the resource hook, handles and timers
+   * end without an event taskprof sees, so only their live count is known.
+   */
+  completionsCounted: boolean;
+  /** Whether `abandoned` is told apart from `completed`: only with full tracking's settled hook. */
+  abandonedCounted: boolean;
 }
+
+/** Tasks that were garbage collected without ever settling, by where they were made. */
+export interface AbandonedSite {
+  type: string;
+  stack: StackEntry | undefined;
+  labels: LabelSet | undefined;
+  count: number;
+  /** Date.now() when the last one was found collected. */
+  lastAt: number;
+}
+
+// Creation sites of abandoned tasks kept at once; more are only counted.
+const maxAbandonedSites = 500;
 
 export interface TrackerSettings {
   mode: TrackingMode;
@@ -116,8 +137,18 @@ export class Tracker {
   #dutyTimer: NodeJS.Timeout | undefined;
   // Promises stand for this many times more while they are watched part of the time.
   #dutyFactor = 1;
-  #finalization = new FinalizationRegistry<TaskRecord>((record) => this.#end(record, true));
+  // A promise collected without a settled hook having seen it settle. Only
+  // `full` has that hook; elsewhere a collected promise may well have settled
+  // first (the 2 s sweep misses short-lived ones), so it just ends.
+  #finalization = new FinalizationRegistry<TaskRecord>((record) => this.#end(record, this.#settledHook));
   #startedAt = 0;
+  // Live handles by type from process.getActiveResourcesInfo(), read in the
+  // background sweep (it walks every handle), so a scrape only reads numbers.
+  #activeCounts = new Map<string, number>();
+  #abandonedSites = new Map<string, AbandonedSite>();
+  #abandonedSitesDropped = 0;
+  /** Live tasks by HTTP route, kept up to date as records come and go. */
+  readonly routes = new RouteTally();
 
   get settings(): Readonly<TrackerSettings> {
     return this.#settings;
@@ -186,6 +217,7 @@ export class Tracker {
       // Started before the wrappers, so that it is not one of the app's tasks.
       this.#timerSweep = setInterval(() => this.#sweepEndedResources(), timerSweepMs);
       this.#timerSweep.unref();
+      this.#refreshActiveCounts();
       if (mode === 'sampled') {
         installInstrumentation(this.#onWrappedResource);
         this.#instrumented = true;
@@ -245,6 +277,8 @@ export class Tracker {
     for (const counters of this.#counters.values()) counters.live = 0;
     this.#stacks.clear();
     this.#recordCount = 0;
+    this.#activeCounts.clear();
+    this.routes.clear();
   }
 
   // Geometric gaps give every task the same chance of a record, without the
@@ -271,7 +305,7 @@ export class Tracker {
     // Every promise carries the labels in force, so its reactions run with them.
     const labels = labelContext.current;
     if (labels !== undefined) (promise as Marked)[kLabels] = labels;
-    if (parent !== undefined) return;
+    if (parent !== undefined || labels === ownWork) return;
     try {
       this.#promiseCounters.created += this.#dutyFactor;
       if (--this.#countdown > 0) return;
@@ -280,7 +314,7 @@ export class Tracker {
       // Without a settled hook, the record looks at its promise (weakly) to see whether it settled.
       const watched = this.#settledHook ? undefined : promise;
       const record = this.#record(PROMISE_TYPE, weight, this.#captureStacks, this.#onPromiseInit, 0, watched);
-      if (record === undefined) return;
+      if (!record) return;
       (promise as Marked)[kRecord] = record;
       this.#finalization.register(promise, record, record);
     } catch {
@@ -316,6 +350,7 @@ export class Tracker {
 
   // Sampled mode: a resource made through a wrapped public function.
   #onWrappedResource = (type: string, resource: object, alwaysStacked: boolean, wrapper: Function, endEvent: string | undefined): void => {
+    if (labelContext.current === ownWork) return;
     this.#countersOf(type).created++;
     let weight = 1;
     if (!alwaysStacked) {
@@ -324,7 +359,7 @@ export class Tracker {
       weight = this.#settings.samplingInterval;
     }
     const record = this.#record(type, weight, true, wrapper, 0, resource);
-    if (record === undefined) return;
+    if (!record) return;
     (resource as Marked)[kRecord] = record;
     if (endEvent !== undefined) (resource as NodeJS.EventEmitter).once(endEvent, () => this.#end(record, false));
   };
@@ -335,9 +370,11 @@ export class Tracker {
     try {
       const labels = labelContext.current;
       if (labels !== undefined) (resource as Marked)[kLabels] = labels;
-      this.#countersOf(type).created++;
+      if (labels === ownWork) return;
       const record = this.#record(type, 1, true, this.#onResourceInit, asyncId, resource);
-      if (record !== undefined) {
+      // taskprof's own resources (its timers, its histogram) are not the app's tasks.
+      if (record !== null) this.#countersOf(type).created++;
+      if (record) {
         this.#byAsyncId.set(asyncId, record);
         (resource as Marked)[kRecord] = record;
       }
@@ -360,7 +397,7 @@ export class Tracker {
     hook: Function,
     asyncId: number,
     resource: object | undefined,
-  ): TaskRecord | undefined {
+  ): TaskRecord | undefined | null {
     if (this.#recordCount >= this.#settings.maxTasks) {
       this.#dropped++;
       return undefined;
@@ -368,7 +405,7 @@ export class Tracker {
     let stack: StackEntry | undefined;
     if (stacked) {
       const key = captureStackKey(hook, this.#settings.mode === 'full' ? deepCaptureDepth : shallowCaptureDepth);
-      if (key === OWN_TASK) return undefined;
+      if (key === OWN_TASK) return null;
       stack = this.#stacks.acquire(key);
     }
     const parent = this.#runningTask();
@@ -395,6 +432,7 @@ export class Tracker {
     records.set(record.id, record);
     this.#recordCount++;
     this.#countersOf(type).live += type === PROMISE_TYPE ? weight : 1;
+    if (labels !== undefined) this.routes.add(labels, weight);
     return record;
   }
 
@@ -415,16 +453,63 @@ export class Tracker {
     const counters = this.#countersOf(record.type);
     const count = record.type === PROMISE_TYPE ? record.weight : 1;
     counters.live -= count;
-    if (abandoned) counters.abandoned += count;
-    else counters.completed += count;
+    if (abandoned) {
+      counters.abandoned += count;
+      this.#noteAbandoned(record, count);
+    } else counters.completed += count;
+    if (record.labels !== undefined) this.routes.remove(record.labels, record.weight);
     if (record.stack !== undefined) this.#stacks.release(record.stack);
     if (record.asyncId !== 0) this.#byAsyncId.delete(record.asyncId);
+  }
+
+  #noteAbandoned(record: TaskRecord, count: number): void {
+    const key = `${record.type}\0${record.stack?.key ?? ''}\0${record.labels?.key ?? ''}`;
+    let site = this.#abandonedSites.get(key);
+    if (site === undefined) {
+      if (this.#abandonedSites.size >= maxAbandonedSites) {
+        this.#abandonedSitesDropped += count;
+        return;
+      }
+      site = { type: record.type, stack: record.stack, labels: record.labels, count: 0, lastAt: 0 };
+      this.#abandonedSites.set(key, site);
+    }
+    site.count += count;
+    site.lastAt = Date.now();
+  }
+
+  /** Whether abandoned promises are told apart (full tracking's settled hook sees every settlement). */
+  get abandonedCounted(): boolean {
+    return this.#settledHook && this.#settings.mode !== 'off';
+  }
+
+  /** Abandoned tasks by creation site, most first; and how many were counted without a site (too many sites). */
+  abandonedSites(): { sites: AbandonedSite[]; unsited: number } {
+    return { sites: [...this.#abandonedSites.values()].sort((a, b) => b.count - a.count), unsited: this.#abandonedSitesDropped };
+  }
+
+  /** Calls `fn` for every live record, in no particular order, without copying them. */
+  forEachLive(fn: (record: TaskRecord) => void): void {
+    for (const records of this.#live.values()) for (const record of records.values()) if (record.live) fn(record);
+  }
+
+  /** Records held now (at most maxTasks). */
+  get recordCount(): number {
+    return this.#recordCount;
+  }
+
+  #refreshActiveCounts(): void {
+    this.#activeCounts.clear();
+    for (const name of process.getActiveResourcesInfo()) {
+      const type = activeResourceTypes[name] ?? name;
+      this.#activeCounts.set(type, (this.#activeCounts.get(type) ?? 0) + 1);
+    }
   }
 
   // A timer ends without an event (it fired, or was cleared), and a timer made
   // before a resource hook was enabled sends no destroy: its own flag is the
   // truth. Any resource that was garbage collected has ended too.
   #sweepEndedResources(): void {
+    if (this.#resourceHook === undefined && this.#settings.mode !== 'off') this.#refreshActiveCounts();
     for (const [type, records] of this.#live) {
       if (type === PROMISE_TYPE) {
         if (!this.#settledHook) this.#sweepSettledPromises(records);
@@ -448,6 +533,11 @@ export class Tracker {
     }
   }
 
+  /** Ends the records of tasks that ended unseen (timers fired or cleared, promises settled without a hook); O(records). */
+  sweep(): void {
+    this.#sweepEndedResources();
+  }
+
   /** Live records, oldest first. */
   records(): TaskRecord[] {
     this.#sweepEndedResources();
@@ -469,12 +559,17 @@ export class Tracker {
    * Counts by type. With the resource hook (`full`) every count is exact. Otherwise
    * live handles, requests and timers come from process.getActiveResourcesInfo()
    * (exact, but only those that keep the process alive), and promises from the sample.
+   * `fresh: false` reads what the background sweep (every 2 s) last saw and
+   * costs the same whatever the number of tasks: the metrics scrape uses it.
    */
-  typeCounts(): TypeCount[] {
-    const promises = this.#live.get(PROMISE_TYPE);
-    if (!this.#settledHook && promises !== undefined) this.#sweepSettledPromises(promises);
-    const result: TypeCount[] = [];
+  typeCounts(fresh = true): TypeCount[] {
     const exactHandles = this.#resourceHook !== undefined;
+    if (fresh) {
+      const promises = this.#live.get(PROMISE_TYPE);
+      if (!this.#settledHook && promises !== undefined) this.#sweepSettledPromises(promises);
+      if (!exactHandles && this.#settings.mode !== 'off') this.#refreshActiveCounts();
+    }
+    const result: TypeCount[] = [];
     for (const [type, counters] of this.#counters) {
       if (!exactHandles && type !== PROMISE_TYPE) continue;
       result.push({
@@ -484,29 +579,27 @@ export class Tracker {
         completed: Math.round(counters.completed),
         abandoned: Math.round(counters.abandoned),
         estimated: type === PROMISE_TYPE && this.sampled,
+        completionsCounted: true,
+        abandonedCounted: this.#settledHook,
       });
     }
     if (!exactHandles && this.#settings.mode !== 'off') {
-      const active = new Map<string, number>();
-      for (const name of process.getActiveResourcesInfo()) {
-        const type = activeResourceTypes[name] ?? name;
-        active.set(type, (active.get(type) ?? 0) + 1);
-      }
+      const active = new Map(this.#activeCounts);
       for (const type of this.#counters.keys()) {
         if (type !== PROMISE_TYPE && !active.has(type)) active.set(type, 0);
       }
       for (const [type, live] of active) {
         const counters = this.#counters.get(type);
-        result.push({ type, live, created: counters?.created ?? 0, completed: 0, abandoned: 0, estimated: false });
+        result.push({ type, live, created: counters?.created ?? 0, completed: 0, abandoned: 0, estimated: false, completionsCounted: false, abandonedCounted: false });
       }
     }
     return result.filter((c) => c.live > 0 || c.created > 0).sort((a, b) => b.live - a.live || a.type.localeCompare(b.type));
   }
 
   /** Live tasks in all (an estimate in part when `sampled`). */
-  total(): number {
+  total(fresh = true): number {
     let total = 0;
-    for (const count of this.typeCounts()) total += count.live;
+    for (const count of this.typeCounts(fresh)) total += count.live;
     return total;
   }
 }

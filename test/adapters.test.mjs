@@ -53,6 +53,25 @@ for (const mode of modes) for (const adapter of adapters) {
         assert.match(groups[0].head, new RegExp(`^6 @ Timeout setInterval\\(60000ms\\) oldest [0-9.]+m?s${labelsPattern(adapter, '/cache/:key')}$`));
       });
 
+      await t.test('/debug/metrics counts the leak by type and by route', async () => {
+        const metric = async (pattern) => {
+          const res = await debug().get('/debug/metrics').expect(200);
+          assert.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
+          return Number(res.text.match(pattern)?.[1] ?? NaN);
+        };
+        // Handle counts outside full mode are read by the background sweep (every 2 s), not by the scrape.
+        const timers = await eventually(async () => {
+          const n = await metric(/^taskprof_tasks\{type="Timeout"\} (\d+)$/m);
+          return n >= 6 ? n : 0;
+        }, 3000);
+        assert.ok(timers >= 6, `Timeout gauge ${timers}`);
+        if (adapter.routeLabels) {
+          assert.equal(await metric(/^taskprof_tasks_by_route\{method="GET",route="\/cache\/:key"\} (\d+)$/m), 6);
+        }
+        const leaks = await debug().get('/debug/pprof/leaks?debug=1').expect(200);
+        assert.match(leaks.text, /^leaks profile: \d+ growing group/);
+      });
+
       await t.test('a handler awaiting a promise that never settles shows the line and its route', async () => {
         for (let i = 0; i < 3; i++) {
           const req = http.get(`${app.appUrl}/hang`);

@@ -8,19 +8,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { adapters, closeCaches } from './fixtures/apps.mjs';
+import { commandWorks } from './helpers.mjs';
 
 const run = promisify(execFile);
 
-async function goAvailable() {
-  try {
-    await run('go', ['version']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const hasGo = await goAvailable();
+const hasGo = await commandWorks('go', ['version']);
 if (!hasGo) console.log('# SKIP go tool pprof tests: `go` is not on PATH here (CI installs the Debian package golang-go)');
 
 test('go tool pprof -raw and -top read tasks and goroutine from the server URL', { skip: hasGo ? false : 'go is not installed (apt-get install golang-go)' }, async () => {
@@ -63,6 +55,28 @@ test('go tool pprof -raw reads profile and heap from the server URL', { skip: ha
     assert.match(heap.stdout, /retainMany \S*test\/fixtures\/workload\.mjs/);
     retained.length = 0;
   } finally {
+    await app.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
+
+test('go tool pprof reads a tasks delta (goroutine?seconds=1) and the leaks profile', { skip: hasGo ? false : 'go is not installed (apt-get install golang-go)' }, async () => {
+  const [express5] = adapters;
+  const app = await express5.start({ tracking: 'full', leakDetection: { intervalMs: 50, windowMs: 3000, minSamples: 6, minGrowth: 3 } });
+  const scratch = mkdtempSync(path.join(tmpdir(), 'taskprof-go-'));
+  const env = { ...process.env, PPROF_TMPDIR: scratch, HOME: scratch, GOCACHE: path.join(scratch, 'gocache') };
+  const leakSteadily = setInterval(() => fetch(`${app.appUrl}/cache/k`).then((r) => r.text()), 40);
+  try {
+    const delta = await run('go', ['tool', 'pprof', '-raw', `${app.debugUrl}/debug/pprof/goroutine?seconds=1`], { env });
+    assert.match(delta.stdout, /PeriodType: tasks count/);
+    assert.match(delta.stdout, /\n\s+([1-9]\d*): [\d ]+\n\s+detail:\[setInterval\(60000ms\)\] method:\[GET\] route:\[\/cache\/:key\] type:\[Timeout\]/);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const leaks = await run('go', ['tool', 'pprof', '-raw', `${app.debugUrl}/debug/pprof/leaks`], { env });
+    assert.match(leaks.stdout, /leaked_tasks\/count/);
+    assert.match(leaks.stdout, /new TtlMap \S*test\/fixtures\/leaky-app\.mjs:5/);
+  } finally {
+    clearInterval(leakSteadily);
+    closeCaches();
     await app.close();
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -16,3 +16,10 @@ export function formatAge(ms: number): string {
 export function formatPosition(frame: StackFrame): string {
   return `${displayPath(frame.file)}:${frame.line}:${frame.column}`;
 }
+
+/** A stack as `#\t<function>\t<file:line:column>` lines, as Go's debug=1 listings show frames. */
+export function frameLines(frames: readonly StackFrame[]): string {
+  let out = '';
+  for (const frame of frames) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
+  return out;
+}

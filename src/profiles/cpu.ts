@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProfilerEngine } from '../engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
 import { fromCallFrame, type StackFrame } from '../stack.js';
-import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { ProfileError, parseSeconds, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 /** V8's .cpuprofile, as Profiler.stop returns it. */
 export interface CpuProfile {
@@ -24,16 +24,6 @@ export const cpuSamplingIntervalUs = 10_000;
 const defaultSeconds = 30;
 
 export const MSG_CPU_BUSY = 'Too many requests: a CPU profile is already being taken; one runs at a time';
-
-function parseSeconds(params: URLSearchParams, max: number): number {
-  const raw = params.get('seconds');
-  if (raw === null) return Math.min(defaultSeconds, max);
-  const seconds = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
-  if (!(seconds >= 1 && seconds <= max)) {
-    throw new ProfileError(400, `invalid value for "seconds" - must be an integer from 1 to ${max} (maxProfileSeconds)`);
-  }
-  return seconds;
-}
 
 /** .cpuprofile to pprof samples: one per distinct stack, with sample count and CPU time. */
 export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, startedAtMs: number): Uint8Array {
@@ -81,11 +71,12 @@ export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): Pr
   return {
     name: 'profile',
     aliases: [],
+    seconds: 'duration',
     description: `CPU profile. You can specify the duration in the seconds GET parameter (default 30, at most ${maxSeconds}); format=cpuprofile gives Chrome DevTools' .cpuprofile`,
     debugLevels: [0],
     formats: ['cpuprofile'],
     async write(query: ProfileQuery): Promise<ProfileOutput> {
-      const seconds = parseSeconds(query.params, maxSeconds);
+      const seconds = parseSeconds(query.params, maxSeconds, defaultSeconds);
       if (busyUntil !== 0) {
         const retry = Math.max(1, Math.ceil((busyUntil - Date.now()) / 1000));
         throw new ProfileError(429, MSG_CPU_BUSY, { 'Retry-After': String(retry) });

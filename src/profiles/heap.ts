@@ -5,7 +5,7 @@ import type { ProfilerEngine } from '../engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
 import { formatPosition } from '../format/text.js';
 import { fromCallFrame, type StackFrame } from '../stack.js';
-import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { ProfileError, waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 interface SamplingHeapProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
@@ -87,12 +87,32 @@ export function heapSites(profile: SamplingHeapProfile, intervalBytes: number): 
   return [...sites.values()].sort((a, b) => b.bytes - a.bytes);
 }
 
-function heapText(sites: Site[], kind: 'inuse' | 'allocs'): string {
+function siteKey(site: Site): string {
+  return site.frames.map((f) => `${f.functionName}\t${f.file}\t${f.line}\t${f.column}`).join('\n');
+}
+
+/** Sites whose objects or bytes changed between two reads (after minus before), largest growth first. */
+export function heapDelta(before: Site[], after: Site[]): Site[] {
+  const previous = new Map(before.map((site) => [siteKey(site), site]));
+  const changed: Site[] = [];
+  for (const site of after) {
+    const key = siteKey(site);
+    const old = previous.get(key);
+    previous.delete(key);
+    const delta = { frames: site.frames, objects: site.objects - (old?.objects ?? 0), bytes: site.bytes - (old?.bytes ?? 0) };
+    if (Math.round(delta.bytes) !== 0) changed.push(delta);
+  }
+  for (const gone of previous.values()) changed.push({ frames: gone.frames, objects: -gone.objects, bytes: -gone.bytes });
+  return changed.sort((a, b) => b.bytes - a.bytes);
+}
+
+function heapText(sites: Site[], kind: 'inuse' | 'allocs', deltaSeconds: number | undefined): string {
   const totalBytes = sites.reduce((n, s) => n + s.bytes, 0);
   const totalObjects = sites.reduce((n, s) => n + s.objects, 0);
   const objects = (n: number) => (Number.isNaN(n) ? '?' : String(Math.round(n)));
   const what = kind === 'inuse' ? 'in use' : 'allocated';
-  let out = `${kind === 'inuse' ? 'heap' : 'allocs'} profile: ${objects(totalObjects)} objects, ${Math.round(totalBytes)} bytes ${what} (sampled, estimates)\n`;
+  const over = deltaSeconds === undefined ? '' : `, change over ${deltaSeconds}s`;
+  let out = `${kind === 'inuse' ? 'heap' : 'allocs'} profile: ${objects(totalObjects)} objects, ${Math.round(totalBytes)} bytes ${what} (sampled, estimates${over})\n`;
   for (const site of sites.slice(0, 100)) {
     out += `${objects(site.objects)}: ${Math.round(site.bytes)} bytes\n`;
     for (const frame of site.frames) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
@@ -123,6 +143,7 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
           (engine.heapSinceLastRead ? ` (engine ${engine.name}: objects allocated since the previous heap request only)` : '') +
           (sampling === 'inuse' ? '' : ` (off: heapSampling is "${sampling}")`)
         : 'A sampling of all past memory allocations, freed ones included' + (includeCollected ? '' : ' (off: set heapSampling: "allocs"; V8 has one sampler, used by heap)'),
+    seconds: 'delta',
     debugLevels: [0, 1],
     formats: [],
     async write(query: ProfileQuery): Promise<ProfileOutput> {
@@ -130,16 +151,25 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
       if (kind !== sampling) throw new ProfileError(404, kind === 'inuse' ? MSG_HEAP_OFF : MSG_ALLOCS_OFF);
       const gc = query.params.get('gc');
       if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, 'invalid value for "gc" - must be 0 or 1');
-      let profile: SamplingHeapProfile;
-      try {
-        await heapSampler.start(engine, intervalBytes, includeCollected);
-        if (gc === '1') await engine.collectGarbage();
-        profile = await engine.heapProfile();
-      } catch (error) {
-        throw new ProfileError(500, `Could not read the heap profile: ${(error as Error).message}`);
+      const read = async (): Promise<SamplingHeapProfile> => {
+        try {
+          await heapSampler.start(engine, intervalBytes, includeCollected);
+          if (gc === '1') await engine.collectGarbage();
+          return await engine.heapProfile();
+        } catch (error) {
+          throw new ProfileError(500, `Could not read the heap profile: ${(error as Error).message}`);
+        }
+      };
+      let profile = await read();
+      let sites = heapSites(profile, intervalBytes);
+      const deltaSeconds = query.deltaSeconds;
+      if (deltaSeconds !== undefined) {
+        await waitDelta(deltaSeconds, query.signal);
+        profile = await read();
+        // An engine whose read covers only the time since the previous read already gives the change.
+        sites = engine.heapSinceLastRead ? heapSites(profile, intervalBytes) : heapDelta(sites, heapSites(profile, intervalBytes));
       }
-      const sites = heapSites(profile, intervalBytes);
-      if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites, kind) };
+      if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites, kind, deltaSeconds) };
       // Engines that report bytes only give no object counts: the profile then has the space type alone.
       const withObjects = profile.samples !== undefined;
       const prefix = kind === 'inuse' ? 'inuse' : 'alloc';
@@ -150,7 +180,7 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
       }));
       return {
         contentType: 'application/octet-stream',
-        filename: kind === 'inuse' ? 'heap' : 'allocs',
+        filename: (kind === 'inuse' ? 'heap' : 'allocs') + (deltaSeconds === undefined ? '' : '-delta'),
         body: encodePprof({
           sampleTypes: withObjects
             ? [
@@ -160,6 +190,7 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
             : [{ type: `${prefix}_space`, unit: 'bytes' }],
           periodType: { type: 'space', unit: 'bytes' },
           period: intervalBytes,
+          durationNanos: deltaSeconds === undefined ? 0 : deltaSeconds * 1e9,
           samples,
         }),
       };

@@ -14,6 +14,8 @@ export interface ProfileQuery {
   params: URLSearchParams;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** `seconds` on a profile that supports deltas: answer with the change over that many seconds. */
+  deltaSeconds: number | undefined;
 }
 
 export interface ProfileOutput {
@@ -33,6 +35,12 @@ export interface ProfileDefinition {
   readonly debugLevels: readonly number[];
   /** Accepted values of `format` besides the default (pprof or text). */
   readonly formats: readonly string[];
+  /**
+   * What `seconds` means: `duration` (the profile runs that long, CPU), `delta`
+   * (the difference between now and N seconds later, as Go's delta profiles),
+   * or absent (not accepted).
+   */
+  readonly seconds?: 'duration' | 'delta';
   /** Shown in the index table; profiles without a count (CPU) are only described. */
   count?(): number;
   /** May throw a ProfileError for a bad parameter or a busy profiler. */
@@ -48,4 +56,31 @@ export class ProfileError extends Error {
   ) {
     super(message);
   }
+}
+
+/** Parses `seconds` (1 to max); `fallback` when absent. */
+export function parseSeconds(params: URLSearchParams, max: number, fallback: number): number {
+  const raw = params.get('seconds');
+  if (raw === null) return Math.min(fallback, max);
+  const seconds = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (!(seconds >= 1 && seconds <= max)) {
+    throw new ProfileError(400, `invalid value for "seconds" - must be an integer from 1 to ${max} (maxProfileSeconds)`);
+  }
+  return seconds;
+}
+
+/** Waits between the two reads of a delta profile; ends early (rejecting) when the client goes away. */
+export function waitDelta(seconds: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const aborted = () => {
+      clearTimeout(timer);
+      reject(new ProfileError(503, 'the delta profile was cancelled: the request ended during the wait'));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    }, seconds * 1000);
+    if (signal.aborted) aborted();
+    else signal.addEventListener('abort', aborted, { once: true });
+  });
 }

@@ -6,6 +6,7 @@ import { createTasksProfile } from './tasks.js';
 import { createCpuProfile } from './cpu.js';
 import { createHeapProfiles } from './heap.js';
 import { createHeapSnapshotProfile, defaultAvailableMemory } from './heapsnapshot.js';
+import { createLeaksProfile } from './leaks.js';
 import type { ProfilerEngine } from '../engine.js';
 
 export interface ProfileRegistry {
@@ -16,12 +17,14 @@ export interface ProfileRegistry {
 /** Descriptions of endpoints that are not profiles, for the index page (as Go lists cmdline). */
 export const otherEndpoints: ReadonlyArray<{ name: string; href: string; description: string }> = [
   { name: 'cmdline', href: 'cmdline', description: 'The command line invocation of the current process (process.argv, NUL-separated)' },
+  { name: 'metrics', href: '../metrics', description: 'Task counts, creation and completion counters, leak suspects and tasks by route in the Prometheus text format (OpenMetrics when the scraper asks for it)' },
   { name: 'vars', href: '../vars', description: 'Runtime figures as JSON, like Go\'s expvar: memory, heap spaces, resource usage, event loop delay and utilization, versions, task counts' },
 ];
 
 export function createRegistry(options: ResolvedOptions, engine: ProfilerEngine): ProfileRegistry {
   const profiles: ProfileDefinition[] = [
     createTasksProfile(tracker, options.maxDumpBytes),
+    createLeaksProfile(options.leakDetection !== false),
     ...createHeapProfiles(engine, options.heapSamplingInterval, options.heapSampling),
     createCpuProfile(engine, options.maxProfileSeconds),
     createHeapSnapshotProfile(options.heapSnapshot, options.availableMemory ?? defaultAvailableMemory),

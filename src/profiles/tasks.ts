@@ -3,9 +3,9 @@ import { Readable } from 'node:stream';
 import { tracker as defaultTracker, type Tracker } from '../tracker.js';
 import { groupTasks, taskEntry, type TaskEntry, type TaskGroup } from '../taskview.js';
 import { formatLabels } from '../labels.js';
-import { formatAge, formatPosition } from '../format/text.js';
+import { formatAge, formatPosition, frameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
-import type { ProfileDefinition, ProfileOutput, ProfileQuery } from './profile.js';
+import { waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 import type { StackFrame } from '../stack.js';
 
 export const TEXT = 'text/plain; charset=utf-8';
@@ -27,15 +27,15 @@ function headerLine(tracker: Tracker, total: number): string {
   return line;
 }
 
+// One group of a text listing: `<count> @ <type> <detail><extra> <labels>`, its frames, a blank line.
+function groupText(count: string, group: TaskGroup, extra: string): string {
+  const labels = formatLabels(group.labels);
+  return `${count} @ ${group.type}${group.detail ? ' ' + group.detail : ''}${extra}${labels ? ' ' + labels : ''}\n${frameLines(group.stack)}\n`;
+}
+
 export function groupsText(tracker: Tracker, groups: TaskGroup[], now: number): string {
   let out = headerLine(tracker, tracker.total()) + '\n';
-  for (const group of groups) {
-    const labels = formatLabels(group.labels);
-    out += `${group.count} @ ${group.type}${group.detail ? ' ' + group.detail : ''} oldest ${formatAge(now - group.oldestCreatedAt)}`;
-    out += (labels ? ' ' + labels : '') + '\n';
-    for (const frame of group.stack) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
-    out += '\n';
-  }
+  for (const group of groups) out += groupText(String(group.count), group, ` oldest ${formatAge(now - group.oldestCreatedAt)}`);
   return out;
 }
 
@@ -108,15 +108,68 @@ function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Gener
   yield chunk;
 }
 
+interface DeltaGroup extends TaskGroup {
+  /** Change over the wait; `count` is the count at its end. */
+  delta: number;
+}
+
+/** Groups whose count changed between two listings, largest growth first. */
+function deltaGroups(before: TaskGroup[], after: TaskGroup[]): DeltaGroup[] {
+  const previous = new Map(before.map((g) => [g.key, g]));
+  const changed: DeltaGroup[] = [];
+  for (const group of after) {
+    const delta = group.count - (previous.get(group.key)?.count ?? 0);
+    previous.delete(group.key);
+    if (delta !== 0) changed.push({ ...group, delta });
+  }
+  for (const gone of previous.values()) changed.push({ ...gone, count: 0, delta: -gone.count });
+  return changed.sort((a, b) => b.delta - a.delta || b.count - a.count);
+}
+
+function signed(n: number): string {
+  return n > 0 ? `+${n}` : String(n);
+}
+
+function deltaText(tracker: Tracker, groups: DeltaGroup[], seconds: number, now: number): string {
+  const added = groups.reduce((n, g) => n + Math.max(0, g.delta), 0);
+  const removed = groups.reduce((n, g) => n + Math.max(0, -g.delta), 0);
+  let out = headerLine(tracker, tracker.total()) + `; delta over ${seconds}s: +${added} -${removed} in ${groups.length} changed groups\n`;
+  for (const group of groups) {
+    const age = group.count > 0 ? ` oldest ${formatAge(now - group.oldestCreatedAt)}` : '';
+    out += groupText(signed(group.delta), group, ` now ${group.count}${age}`);
+  }
+  return out;
+}
+
+function deltaJson(tracker: Tracker, groups: DeltaGroup[], seconds: number): string {
+  return JSON.stringify({
+    total: tracker.total(),
+    sampled: tracker.sampled,
+    deltaSeconds: seconds,
+    groups: groups.map((g) => ({ delta: g.delta, count: g.count, type: g.type, detail: g.detail, labels: g.labels, stack: g.stack })),
+  });
+}
+
 export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitBytes = defaultDumpLimitBytes): ProfileDefinition {
+  async function writeDelta(query: ProfileQuery, seconds: number): Promise<ProfileOutput> {
+    const before = groupTasks(tracker);
+    await waitDelta(seconds, query.signal);
+    const groups = deltaGroups(before, groupTasks(tracker));
+    if (query.json) return { contentType: JSON_TYPE, body: deltaJson(tracker, groups, seconds) };
+    if (query.debug === 1) return { contentType: TEXT, body: deltaText(tracker, groups, seconds, Date.now()) };
+    return { contentType: PPROF, filename: 'tasks-delta', body: tasksPprof(groups.map((g) => ({ ...g, count: g.delta })), seconds) };
+  }
+
   return {
     name: 'tasks',
     aliases: ['goroutine'],
+    seconds: 'delta',
     description: 'Live tasks (pending promises, timers, sockets, servers, requests) grouped by creation stack and labels',
     debugLevels: [0, 1, 2],
     formats: ['json'],
     count: () => tracker.total(),
-    write(query: ProfileQuery): ProfileOutput {
+    write(query: ProfileQuery): ProfileOutput | Promise<ProfileOutput> {
+      if (query.deltaSeconds !== undefined) return writeDelta(query, query.deltaSeconds);
       const now = Date.now();
       if (query.debug === 2) {
         return {
@@ -133,12 +186,13 @@ export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitB
 }
 
 // go tool pprof blanks names written like `<anonymous>`; Chrome's spelling survives.
-function pprofFrame(frame: StackFrame): StackFrame {
+export function pprofFrame(frame: StackFrame): StackFrame {
   return frame.functionName === '<anonymous>' ? { ...frame, functionName: '(anonymous)' } : frame;
 }
 
-function tasksPprof(groups: TaskGroup[]): Uint8Array {
+function tasksPprof(groups: TaskGroup[], deltaSeconds?: number): Uint8Array {
   return encodePprof({
+    durationNanos: deltaSeconds === undefined ? 0 : deltaSeconds * 1e9,
     sampleTypes: [{ type: 'tasks', unit: 'count' }],
     periodType: { type: 'tasks', unit: 'count' },
     period: 1,

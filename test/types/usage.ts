@@ -6,6 +6,7 @@ import taskprofExpress from 'taskprof/express';
 import taskprofFastify from 'taskprof/fastify';
 import taskprofHttp, { listen } from 'taskprof/http';
 import { startTracking, stopTracking, taskCount, taskCounts, withLabels, writeProfile, type TaskprofOptions } from 'taskprof';
+import { Registry, register as defaultRegister, collectDefaultMetrics } from 'prom-client';
 
 const options: TaskprofOptions = {
   prefix: '/debug',
@@ -16,7 +17,18 @@ const options: TaskprofOptions = {
   maxProfileSeconds: 60,
   engine: 'inspector',
   heapSampling: 'inuse',
+  leakDetection: { intervalMs: 10_000, windowMs: 30 * 60_000, minSamples: 12, minGrowth: 10 },
+  metricsPrefix: 'taskprof_',
+  maxRoutes: 100,
 };
+
+// The app's own registry (either content type) or prom-client's default one.
+const appRegistry = new Registry();
+collectDefaultMetrics({ register: appRegistry });
+taskprofExpress({ register: appRegistry, leakDetection: false });
+taskprofExpress({ register: defaultRegister });
+// @ts-expect-error: not a registry
+taskprofExpress({ register: 'default' });
 
 const app = express();
 app.use(taskprofExpress(options));

@@ -1,0 +1,320 @@
+// The growth detector: samples the live count of every task group (creation
+// site and labels) at an interval, keeps a window of those counts in fixed
+// arrays, and flags the groups that keep growing. Node's counterpart of Go's
+// goroutineleak profile, found by trend instead of by reachability.
+import { tracker as defaultTracker, type Tracker } from './tracker.js';
+import type { StackEntry } from './stack.js';
+import { emptyLabels, type Labels } from './labels.js';
+
+export interface LeakDetectionOptions {
+  /** How often group counts are sampled, in ms. Default 10000. */
+  intervalMs?: number;
+  /** How far back samples are kept, in ms. Default 1800000 (30 min). */
+  windowMs?: number;
+  /** Samples a group must keep growing for before it is flagged. Default 12 (2 minutes at the default interval). */
+  minSamples?: number;
+  /** Tasks a group must have grown by before it is flagged. Default 10. */
+  minGrowth?: number;
+  /** Groups followed at once; more are counted, not followed. Default 500. */
+  maxGroups?: number;
+}
+
+export type LeakDetectionSettings = Required<LeakDetectionOptions>;
+
+export const defaultLeakDetection: LeakDetectionSettings = {
+  intervalMs: 10_000,
+  windowMs: 30 * 60_000,
+  minSamples: 12,
+  minGrowth: 10,
+  maxGroups: 500,
+};
+
+// Kendall's tau over the growth span at or above which a series counts as
+// steadily growing: 1 is a series that only rises; noise around a level gives
+// about 0 (standard deviation 0.2 at 12 samples, less at more).
+const trendThreshold = 0.7;
+
+export interface Suspect {
+  type: string;
+  labels: Labels;
+  stack: StackEntry | undefined;
+  /** Live tasks in the group at the last sample (an estimate when tracking samples). */
+  count: number;
+  /** Tasks added per minute since growth began. */
+  growthPerMinute: number;
+  /** Date.now() of the last sample at the group's low point, where growth began. */
+  since: number;
+  /** Age of the group's oldest task at the last sample; NaN when unknown. */
+  oldestAgeMs: number;
+}
+
+export interface TypeSeries {
+  type: string;
+  /** Oldest first, aligned with `times`. */
+  values: number[];
+}
+
+interface Group {
+  type: string;
+  labels: Labels;
+  stack: StackEntry | undefined;
+  /** Ring of counts, aligned with the detector's ring of times. */
+  values: Float32Array;
+  oldestCreatedAt: number;
+  /** Absolute sample number at which the count was last above zero. */
+  lastNonZero: number;
+}
+
+interface Tally {
+  type: string;
+  labels: Labels;
+  stack: StackEntry | undefined;
+  count: number;
+  oldestCreatedAt: number;
+}
+
+export class GrowthDetector {
+  #tracker: Tracker;
+  #settings: LeakDetectionSettings | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #capacity = 0;
+  #times = new Float64Array(0);
+  #samples = 0;
+  #groups = new Map<string, Group>();
+  #types = new Map<string, Float32Array>();
+  #typeLastNonZero = new Map<string, number>();
+  #suspects: Suspect[] = [];
+  #unfollowed = 0;
+
+  constructor(tracker: Tracker = defaultTracker) {
+    this.#tracker = tracker;
+  }
+
+  get settings(): Readonly<LeakDetectionSettings> | undefined {
+    return this.#settings;
+  }
+
+  get running(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  /** Samples taken that are still in the window. */
+  get sampleCount(): number {
+    return Math.min(this.#samples, this.#capacity);
+  }
+
+  /** Groups seen in the last sample that could not be followed (maxGroups reached). */
+  get unfollowed(): number {
+    return this.#unfollowed;
+  }
+
+  /** Starts sampling; new settings start a new window. */
+  start(settings: LeakDetectionSettings): void {
+    const same = this.#settings !== undefined && Object.entries(settings).every(([k, v]) => this.#settings![k as keyof LeakDetectionSettings] === v);
+    if (same && this.running) return;
+    this.stop();
+    this.#settings = { ...settings };
+    this.#capacity = Math.max(2, Math.ceil(settings.windowMs / settings.intervalMs));
+    this.#times = new Float64Array(this.#capacity);
+    this.#samples = 0;
+    this.#groups.clear();
+    this.#types.clear();
+    this.#typeLastNonZero.clear();
+    this.#suspects = [];
+    this.#timer = setInterval(() => this.sample(), settings.intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The groups flagged at the last sample, fastest growing first. */
+  suspects(): readonly Suspect[] {
+    return this.#suspects;
+  }
+
+  /** Sample times, oldest first. */
+  times(): number[] {
+    return this.#chronological(this.#times, (v) => v);
+  }
+
+  /** Live tasks by type over the window, oldest first. */
+  typeSeries(): TypeSeries[] {
+    return [...this.#types].map(([type, values]) => ({ type, values: this.#chronological(values, (v) => v) }));
+  }
+
+  /** Takes one sample and re-evaluates; the timer calls it, and tests may too. */
+  sample(now = Date.now()): void {
+    const settings = this.#settings;
+    if (settings === undefined) return;
+    try {
+      const slot = this.#samples % this.#capacity;
+      this.#times[slot] = now;
+      this.#sampleGroups(slot, settings);
+      this.#sampleTypes(slot);
+      this.#samples++;
+      this.#suspects = this.#evaluate(now, settings);
+    } catch (error) {
+      // Never throw into the app's event loop; say once why detection stopped.
+      this.stop();
+      console.error('taskprof: the growth detector stopped after an internal error:', error);
+    }
+  }
+
+  #tally(): Map<string, Tally> {
+    const tallies = new Map<string, Tally>();
+    // Timers cleared since the tracker's last sweep would otherwise count as live.
+    this.#tracker.sweep();
+    if (this.#tracker.mode === 'counts' || this.#tracker.mode === 'off') {
+      // No stacks: the types are the groups.
+      for (const count of this.#tracker.typeCounts(false)) {
+        tallies.set(count.type, {
+          type: count.type,
+          labels: emptyLabels,
+          stack: undefined,
+          count: count.live,
+          oldestCreatedAt: this.#tracker.oldest(count.type)?.createdAt ?? NaN,
+        });
+      }
+      return tallies;
+    }
+    this.#tracker.forEachLive((record) => {
+      if (record.stack === undefined) return;
+      const key = `${record.type}\0${record.stack.key}\0${record.labels?.key ?? ''}`;
+      const tally = tallies.get(key);
+      if (tally === undefined) {
+        tallies.set(key, {
+          type: record.type,
+          labels: record.labels?.values ?? emptyLabels,
+          stack: record.stack,
+          count: record.weight,
+          oldestCreatedAt: record.createdAt,
+        });
+      } else {
+        tally.count += record.weight;
+        if (record.createdAt < tally.oldestCreatedAt) tally.oldestCreatedAt = record.createdAt;
+      }
+    });
+    return tallies;
+  }
+
+  #sampleGroups(slot: number, settings: LeakDetectionSettings): void {
+    const tallies = this.#tally();
+    for (const group of this.#groups.values()) group.values[slot] = 0;
+    this.#unfollowed = 0;
+    for (const [key, tally] of tallies) {
+      let group = this.#groups.get(key);
+      if (group === undefined) {
+        if (this.#groups.size >= settings.maxGroups && !this.#evictIdleGroup()) {
+          this.#unfollowed++;
+          continue;
+        }
+        group = { type: tally.type, labels: tally.labels, stack: tally.stack, values: new Float32Array(this.#capacity), oldestCreatedAt: tally.oldestCreatedAt, lastNonZero: 0 };
+        this.#groups.set(key, group);
+      }
+      group.values[slot] = tally.count;
+      group.oldestCreatedAt = tally.oldestCreatedAt;
+      if (tally.count > 0) group.lastNonZero = this.#samples;
+    }
+    // A group at zero for a whole window is forgotten.
+    for (const [key, group] of this.#groups) {
+      if (this.#samples - group.lastNonZero >= this.#capacity) this.#groups.delete(key);
+    }
+  }
+
+  // Makes room by forgetting the group that has been at zero longest.
+  #evictIdleGroup(): boolean {
+    let idleKey: string | undefined;
+    let idleSince = Infinity;
+    for (const [key, group] of this.#groups) {
+      if (group.lastNonZero < this.#samples && group.lastNonZero < idleSince) {
+        idleSince = group.lastNonZero;
+        idleKey = key;
+      }
+    }
+    if (idleKey === undefined) return false;
+    this.#groups.delete(idleKey);
+    return true;
+  }
+
+  #sampleTypes(slot: number): void {
+    for (const values of this.#types.values()) values[slot] = 0;
+    for (const count of this.#tracker.typeCounts(false)) {
+      let values = this.#types.get(count.type);
+      if (values === undefined) {
+        values = new Float32Array(this.#capacity);
+        this.#types.set(count.type, values);
+      }
+      values[slot] = count.live;
+      if (count.live > 0) this.#typeLastNonZero.set(count.type, this.#samples);
+    }
+    for (const [type, last] of this.#typeLastNonZero) {
+      if (this.#samples - last >= this.#capacity) {
+        this.#types.delete(type);
+        this.#typeLastNonZero.delete(type);
+      }
+    }
+  }
+
+  #chronological<T>(ring: Float32Array | Float64Array, map: (v: number) => T): T[] {
+    const n = Math.min(this.#samples, this.#capacity);
+    const first = this.#samples - n;
+    const out: T[] = [];
+    for (let i = first; i < this.#samples; i++) out.push(map(ring[i % this.#capacity]!));
+    return out;
+  }
+
+  #evaluate(now: number, settings: LeakDetectionSettings): Suspect[] {
+    const n = Math.min(this.#samples, this.#capacity);
+    if (n < settings.minSamples) return [];
+    const first = this.#samples - n;
+    const times = this.#chronological(this.#times, (v) => v);
+    // Tasks of a leak outlive the growth they make up; short-lived ones (requests in flight) do not.
+    const minAgeMs = (settings.minSamples / 2) * settings.intervalMs;
+    const suspects: Suspect[] = [];
+    const series = new Float64Array(n);
+    for (const group of this.#groups.values()) {
+      const current = group.values[(this.#samples - 1) % this.#capacity]!;
+      if (current < settings.minGrowth) continue;
+      for (let i = 0; i < n; i++) series[i] = group.values[(first + i) % this.#capacity]!;
+      // Growth starts at the last time the count was at its lowest.
+      let start = 0;
+      for (let i = 1; i < n; i++) if (series[i]! <= series[start]!) start = i;
+      const span = n - start;
+      if (span < settings.minSamples) continue;
+      const growth = current - series[start]!;
+      if (growth < settings.minGrowth) continue;
+      if (kendallTau(series, start, n) < trendThreshold) continue;
+      const oldestAgeMs = Number.isNaN(group.oldestCreatedAt) ? NaN : now - group.oldestCreatedAt;
+      if (oldestAgeMs < minAgeMs) continue;
+      const since = times[start]!;
+      suspects.push({
+        type: group.type,
+        labels: group.labels,
+        stack: group.stack,
+        count: current,
+        growthPerMinute: (growth * 60_000) / Math.max(1, now - since),
+        since,
+        oldestAgeMs,
+      });
+    }
+    return suspects.sort((a, b) => b.growthPerMinute - a.growthPerMinute);
+  }
+}
+
+/** Kendall's tau-a of series[from..to): concordant minus discordant pairs over all pairs (ties count as neither). */
+export function kendallTau(series: ArrayLike<number>, from: number, to: number): number {
+  const n = to - from;
+  if (n < 2) return 0;
+  let s = 0;
+  for (let i = from; i < to - 1; i++) {
+    const x = series[i]!;
+    for (let j = i + 1; j < to; j++) s += Math.sign(series[j]! - x);
+  }
+  return s / ((n * (n - 1)) / 2);
+}
+
+/** The process-wide detector, started by the first mount. */
+export const growthDetector = new GrowthDetector();
