@@ -18,7 +18,8 @@ function growTimers(n) {
 }
 
 function retainDuringDelta() {
-  for (let i = 0; i < 300; i++) retained.push(new Array(1000).fill(i)); // DELTA ALLOC
+  // About 12 MB: some 23 samples of the 512 KiB sampler, so the site cannot be missed by chance.
+  for (let i = 0; i < 1500; i++) retained.push(new Array(1000).fill(i)); // DELTA ALLOC
 }
 
 async function start() {

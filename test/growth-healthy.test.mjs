@@ -11,20 +11,19 @@ const intervalMs = 100;
 const samples = 60;
 
 for (const tracking of [{ tracking: 'full' }, { tracking: 'sampled', samplingInterval: 4 }]) {
-  test(`${tracking.tracking}: nothing is flagged in ${samples} samples of steady load`, async () => {
+  test(`${tracking.tracking}: nothing is flagged in ${samples} samples of steady load`, { timeout: 60_000 }, async () => {
     const app = await startGrowthApp({ leaky: false, options: { ...tracking, leakDetection: { intervalMs, windowMs: samples * intervalMs } } });
     const stop = steadyLoad(app.base, healthyPaths, 80);
-    const started = Date.now();
     const flagged = [];
     let sampled = 0;
     try {
-      while (Date.now() - started < samples * intervalMs) {
+      // Counted in the detector's samples, not in wall time (timers run late on a busy machine).
+      while (sampled < samples) {
         await new Promise((resolve) => setTimeout(resolve, intervalMs));
         const body = await (await fetch(`${app.base}/debug/pprof/leaks?format=json`)).json();
         sampled = body.samples;
         flagged.push(...body.suspects);
       }
-      assert.ok(sampled >= samples * 0.8, `${sampled} samples taken`);
       assert.deepEqual(flagged, []);
       // The load was real: tasks came and went.
       const metrics = await (await fetch(`${app.base}/debug/metrics`)).text();
