@@ -24,6 +24,8 @@ export interface TaskEntry {
   labels: Labels;
   parentId: number;
   parentType: string;
+  /** Where the creating task was made, when known. */
+  parentStack: StackFrame[] | undefined;
   stack: StackFrame[] | undefined;
 }
 
@@ -77,6 +79,7 @@ export function taskEntry(record: TaskRecord): TaskEntry {
     labels: record.labels?.values ?? emptyLabels,
     parentId: record.parentId,
     parentType: record.parentType,
+    parentStack: record.parentStack === undefined ? undefined : framesOf(record.parentStack),
     stack: record.stack === undefined ? undefined : framesOf(record.stack),
   };
 }

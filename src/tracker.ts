@@ -25,6 +25,8 @@ export interface TaskRecord {
   readonly parentId: number;
   /** Type of that parent, kept so a listing can name it after it ended. */
   readonly parentType: string;
+  /** Where that parent was created, when it has a stack. */
+  readonly parentStack: StackEntry | undefined;
   /** How many tasks this record stands for in grouped listings (1 unless sampled). */
   readonly weight: number;
   readonly stack: StackEntry | undefined;
@@ -366,10 +368,16 @@ export class Tracker {
 
   // Full mode: every resource Node reports, with a stack.
   #onResourceInit = (asyncId: number, type: string, _triggerAsyncId: number, resource: object): void => {
-    if (ignoredTypes.has(type)) return;
     try {
       const labels = labelContext.current;
       if (labels !== undefined) (resource as Marked)[kLabels] = labels;
+      if (ignoredTypes.has(type)) {
+        // Not a task, but its callback carries on the work of the task that
+        // scheduled it (process.nextTick, say): tasks made there are that task's.
+        const running = this.#runningTask();
+        if (running !== undefined) (resource as Marked)[kRecord] = running;
+        return;
+      }
       if (labels === ownWork) return;
       const record = this.#record(type, 1, true, this.#onResourceInit, asyncId, resource);
       // taskprof's own resources (its timers, its histogram) are not the app's tasks.
@@ -417,6 +425,7 @@ export class Tracker {
       createdAt: Date.now(),
       parentId: parent?.id ?? 0,
       parentType: parent?.type ?? '',
+      parentStack: parent?.stack,
       weight,
       stack,
       labels,
@@ -485,6 +494,11 @@ export class Tracker {
   /** Abandoned tasks by creation site, most first; and how many were counted without a site (too many sites). */
   abandonedSites(): { sites: AbandonedSite[]; unsited: number } {
     return { sites: [...this.#abandonedSites.values()].sort((a, b) => b.count - a.count), unsited: this.#abandonedSitesDropped };
+  }
+
+  /** Id of the newest record; every task recorded later has a larger one. */
+  get lastTaskId(): number {
+    return this.#nextId - 1;
   }
 
   /** Calls `fn` for every live record, in no particular order, without copying them. */

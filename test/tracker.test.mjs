@@ -111,7 +111,7 @@ test('debug=2 lists each task with its age, stack and creator; JSON shapes', asy
   const block = text.split('\n\n').find((b) => b.includes('setInterval(1234ms)'));
   assert.match(block, /^task \d+ \[Timeout setInterval\(1234ms\), \d+ms\]:/);
   assert.match(block, /new TtlMap\(\.\.\.\)\n\ttest\/fixtures\/leaky-app\.mjs:\d+:\d+/);
-  assert.match(block, /created by (task \d+ \[\w+\]|\(no tracked task\))$/);
+  assert.match(block, /created by (task \d+ \[\w+\]( at \S+ \S+:\d+:\d+)?|\(no tracked task\))$/);
   const dump = JSON.parse(await listing({ debug: 2, json: true }));
   const task = dump.tasks.find((t) => t.detail === 'setInterval(1234ms)');
   assert.deepEqual(Object.keys(task).sort(), ['ageMs', 'detail', 'id', 'labels', 'parentId', 'stack', 'type']);

@@ -55,13 +55,16 @@ function groupsJson(tracker: Tracker, groups: TaskGroup[], now: number): string 
   });
 }
 
-function taskText(task: TaskEntry, now: number): string {
+/** One task as `debug=2` shows it (Go's goroutine dump form); also the leak check's failure message. */
+export function taskText(task: TaskEntry, now: number): string {
   const state = [task.type, task.detail].filter(Boolean).join(' ');
   const labels = formatLabels(task.labels);
   let out = `task ${task.id} [${state}, ${formatAge(now - task.createdAt)}]:${labels ? ' ' + labels : ''}\n`;
   if (task.stack === undefined) out += '(stack not sampled)\n';
   for (const frame of task.stack ?? []) out += `${frame.functionName}(...)\n\t${formatPosition(frame)}\n`;
-  out += task.parentId !== 0 ? `created by task ${task.parentId} [${task.parentType}]\n` : 'created by (no tracked task)\n';
+  const creator = task.parentStack?.[0];
+  if (task.parentId === 0) out += 'created by (no tracked task)\n';
+  else out += `created by task ${task.parentId} [${task.parentType}]${creator ? ` at ${creator.functionName} ${formatPosition(creator)}` : ''}\n`;
   return out + '\n';
 }
 

@@ -1,0 +1,143 @@
+// taskprof/testing: a check passes when the code under test cleans up, fails
+// with the leaked tasks listed (type, age, labels, stack, creator) when it
+// does not, waits for tasks that are finishing, and honours every ignore option.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startLeakCheck, expectNoLeaks, LeakError } from 'taskprof/testing';
+import { startTracking, trackingSettings, withLabels } from 'taskprof';
+import * as cases from './fixtures/leakcheck-cases.mjs';
+import { fixturesDir, sourcePosition } from './helpers.mjs';
+
+const run = promisify(execFile);
+const casesFile = path.join(fixturesDir, 'leakcheck-cases.mjs');
+const at = (marker, callee) => sourcePosition(casesFile, marker, callee);
+
+test.afterEach(() => cases.cleanUp());
+
+async function failure(fn, options) {
+  try {
+    await expectNoLeaks(fn, options);
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected the leak check to fail');
+}
+
+test('passes when the code cleans up: timers fired, server closed, request done', async () => {
+  const value = await expectNoLeaks(async () => {
+    await cases.tidy();
+    return 42;
+  });
+  assert.equal(value, 42);
+});
+
+test('a leaked interval fails the check, listed like debug=2 with its line', async () => {
+  const error = await failure(() => cases.leakInterval(), { timeoutMs: 100 });
+  assert.ok(error instanceof LeakError);
+  assert.match(error.message, /^taskprof: 1 task leaked: still live 100 ms after the code under test ended\n\ntask \d+ \[Timeout setInterval\(60000ms\), \d+ms\]:\nleakInterval\(\.\.\.\)\n\t/);
+  assert.ok(error.message.includes(at('LEAK interval', 'setInterval(')), error.message);
+  assert.match(error.message, /\ncreated by /);
+  assert.equal(error.leaks.length, 1);
+  assert.equal(error.leaks[0].type, 'Timeout');
+});
+
+test('a held promise that never settles fails; so does a server left listening', async () => {
+  const promise = await failure(() => cases.leakPromise(), { timeoutMs: 50 });
+  assert.match(promise.message, /task \d+ \[Promise pending, \d+ms\]:\nleakPromise\(\.\.\.\)\n/);
+  assert.ok(promise.message.includes(at('LEAK promise', 'new Promise')));
+  cases.cleanUp();
+  const server = await failure(() => cases.leakServer(), { timeoutMs: 50 });
+  // listen() with a host resolves it first and makes the handle a tick later, from Node's frames only (README).
+  assert.match(server.message, /task \d+ \[TCPSERVERWRAP listening 127\.0\.0\.1:\d+, \d+ms\]:\n/);
+});
+
+test('labels and the creator are in the message', async () => {
+  const error = await failure(() => withLabels({ job: 'nightly' }, () => cases.spawnFromImmediate()), { timeoutMs: 100 });
+  assert.match(error.message, /\[Timeout setInterval\(60000ms\), \d+ms\]: \{job="nightly"\}\n/);
+  assert.ok(error.message.endsWith(`\ncreated by task ${error.message.match(/created by task (\d+)/)[1]} [Immediate] at spawnFromImmediate ${at('SPAWNER immediate', 'setImmediate(')}`), error.message);
+});
+
+test('a task that is finishing passes within timeoutMs, and fails when the timeout is shorter', async () => {
+  await expectNoLeaks(() => cases.finishLater(300), { timeoutMs: 2000 });
+  const error = await failure(() => cases.finishLater(500), { timeoutMs: 50 });
+  assert.match(error.message, /\[Timeout setTimeout\(500ms\), \d+ms\]/);
+  assert.ok(error.message.includes(at('SLOW timer', 'setTimeout(')));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+});
+
+test('a never-settled promise nobody holds is garbage, not a leak', async () => {
+  await expectNoLeaks(() => cases.forgetPromise(), { timeoutMs: 50 });
+});
+
+test('ignore: by a creation-site pattern (string or RegExp), anywhere in the stack', async () => {
+  await expectNoLeaks(() => cases.leakInterval(), { timeoutMs: 50, ignore: ['leakInterval'] });
+  cases.cleanUp();
+  await expectNoLeaks(() => cases.leakInterval(), { timeoutMs: 50, ignore: [/leakcheck-cases\.mjs:\d+/] });
+  cases.cleanUp();
+  // A pattern that matches a caller further down the stack works too.
+  await expectNoLeaks(function outerCaller() {
+    cases.leakInterval();
+  }, { timeoutMs: 50, ignore: ['outerCaller'] });
+  cases.cleanUp();
+  await failure(() => cases.leakInterval(), { timeoutMs: 50, ignore: ['somethingElse', /nomatch/] });
+});
+
+test('ignoreTypes and ignoreCreatedBy', async () => {
+  await expectNoLeaks(() => cases.leakInterval(), { timeoutMs: 50, ignoreTypes: ['Timeout'] });
+  cases.cleanUp();
+  await expectNoLeaks(() => cases.spawnFromImmediate(), { timeoutMs: 100, ignoreCreatedBy: ['spawnFromImmediate'] });
+  cases.cleanUp();
+  const error = await failure(() => cases.spawnFromImmediate(), { timeoutMs: 100, ignoreCreatedBy: ['leakInterval'] });
+  assert.match(error.message, /setInterval\(60000ms\)/);
+});
+
+test('ignoreCurrent: tasks live before the check are ignored by default, reported with false', async () => {
+  startTracking({ mode: 'full' });
+  cases.leakInterval();
+  await expectNoLeaks(async () => {}, { timeoutMs: 50 });
+  const error = await failure(async () => {}, { timeoutMs: 50, ignoreCurrent: false });
+  assert.ok(error.message.includes(at('LEAK interval', 'setInterval(')), error.message);
+});
+
+test('forces full tracking while it runs, and puts the previous mode back', async () => {
+  startTracking({ mode: 'sampled', samplingInterval: 256 });
+  const check = startLeakCheck();
+  assert.equal(trackingSettings().mode, 'full');
+  await check.verify();
+  assert.equal(trackingSettings().mode, 'sampled');
+  await assert.rejects(check.verify(), /already called/);
+  startTracking({ mode: 'full' });
+});
+
+test('bad options are TypeErrors naming the option', () => {
+  assert.throws(() => startLeakCheck({ timeoutMs: -1 }), /option "timeoutMs" must be a number of milliseconds >= 0/);
+  assert.throws(() => startLeakCheck({ ignore: 'x' }), /option "ignore" must be an array of strings and RegExps/);
+  assert.throws(() => startLeakCheck({ ignoreTypes: [1] }), /option "ignoreTypes" must be an array of type names/);
+  assert.throws(() => startLeakCheck({ ignoreCurrent: 'yes' }), /option "ignoreCurrent" must be true or false/);
+});
+
+test('the failure of the code under test comes first; the check still ends', async () => {
+  await assert.rejects(expectNoLeaks(() => {
+    throw new Error('boom');
+  }), /boom/);
+  assert.equal(trackingSettings().mode, 'full');
+});
+
+test('in Mocha: a tidy spec passes, a leaking spec fails with the leaked line', async () => {
+  const mocha = path.join(process.cwd(), 'node_modules', 'mocha', 'bin', 'mocha.js');
+  const spec = path.join(fixturesDir, 'mocha', 'leaks.spec.mjs');
+  const result = await run(process.execPath, [mocha, '--reporter', 'spec', spec]).then(
+    (r) => ({ code: 0, out: r.stdout + r.stderr }),
+    (e) => ({ code: e.code, out: e.stdout + e.stderr }),
+  );
+  assert.equal(result.code, 1, result.out);
+  assert.match(result.out, /✔ leaves nothing behind/);
+  assert.match(result.out, /1\) leaks an interval/);
+  assert.match(result.out, /1 passing/);
+  assert.match(result.out, /1 failing/);
+  assert.match(result.out, /LeakError: taskprof: 1 task leaked/);
+  assert.ok(result.out.includes(at('LEAK interval', 'setInterval(')), result.out);
+});
