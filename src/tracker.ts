@@ -374,8 +374,12 @@ export class Tracker {
       if (ignoredTypes.has(type)) {
         // Not a task, but its callback carries on the work of the task that
         // scheduled it (process.nextTick, say): tasks made there are that task's.
-        const running = this.#runningTask();
-        if (running !== undefined) (resource as Marked)[kRecord] = running;
+        // (Where Node still reports PROMISE resources, the resource is the
+        // promise itself, which has its own record.)
+        if (type !== 'PROMISE') {
+          const running = this.#runningTask();
+          if (running !== undefined) (resource as Marked)[kRecord] = running;
+        }
         return;
       }
       if (labels === ownWork) return;
