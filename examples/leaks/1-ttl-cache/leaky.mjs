@@ -1,0 +1,41 @@
+// Story 1, the ticker that is never stopped (Go's time.Tick): a cache per
+// request whose constructor starts a sweeper interval nothing ever clears.
+// Every request leaves one interval, and the cache it holds, forever.
+import express from 'express';
+import taskprof from 'taskprof/express';
+import { serveIfMain } from '../serve.mjs';
+
+export class TtlCache {
+  constructor(ttlMs) {
+    this.ttlMs = ttlMs;
+    this.entries = new Map();
+    this.sweeper = setInterval(() => this.sweep(), ttlMs); // LEAK: never cleared
+  }
+
+  get(key) {
+    const entry = this.entries.get(key);
+    return entry && entry.expires > Date.now() ? entry.value : undefined;
+  }
+
+  set(key, value) {
+    this.entries.set(key, { value, expires: Date.now() + this.ttlMs });
+  }
+
+  sweep() {
+    const now = Date.now();
+    for (const [key, entry] of this.entries) if (entry.expires <= now) this.entries.delete(key);
+  }
+}
+
+export function createApp(options) {
+  const app = express();
+  app.use(taskprof(options));
+  app.get('/price/:sku', (req, res) => {
+    const cache = new TtlCache(60_000);
+    cache.set(req.params.sku, { sku: req.params.sku, price: 42 });
+    res.json(cache.get(req.params.sku));
+  });
+  return app;
+}
+
+await serveIfMain(import.meta.url, createApp, { paths: ['/price/a1'], note: 'Each request starts an interval that is never cleared.' });

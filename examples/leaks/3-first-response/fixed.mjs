@@ -1,0 +1,28 @@
+// Story 3, fixed: once the first answer is in, an AbortController cancels
+// the losers' sends, and the channel is closed.
+import Fastify from 'fastify';
+import taskprof from 'taskprof/fastify';
+import { Channel, askBackend } from './channel.mjs';
+import { serveIfMain } from '../serve.mjs';
+
+export async function createApp(options) {
+  const app = Fastify();
+  await app.register(taskprof, options);
+  app.get('/quote', async () => {
+    const answers = new Channel();
+    const losers = new AbortController();
+    const sends = [];
+    for (const [name, ms] of [['fast', 5], ['medium', 20], ['slow', 40]]) {
+      sends.push(askBackend(name, ms).then((quote) => answers.send(quote, { signal: losers.signal })));
+    }
+    const first = await answers.receive();
+    losers.abort(); // FIX: the slower answers are not wanted any more
+    answers.close();
+    // Let the losers end (their sends reject with the abort) without an unhandled rejection.
+    Promise.allSettled(sends);
+    return first;
+  });
+  return app;
+}
+
+await serveIfMain(import.meta.url, createApp, { paths: ['/quote'], note: 'The losers are cancelled once the first answer is in.' });

@@ -1,0 +1,126 @@
+// Every leak story in examples/leaks: the leaky app, run as the README says
+// (its own process), names the leaking line in debug=1 with a count that
+// grows with the requests; the fixed app leaves nothing behind
+// (taskprof/testing); and the leak check catches the leaky version too.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { parseGroups } from './helpers.mjs';
+
+const examplesDir = path.join(process.cwd(), 'examples', 'leaks');
+
+// Requests end (without keep-alive) or are given up by the client after 300 ms.
+function hit(base, urlPath) {
+  return new Promise((resolve) => {
+    const req = http.get(base + urlPath, { agent: false, timeout: 300 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve('gave up'));
+  });
+}
+
+const hits = (base, urlPath, n) => Promise.all(Array.from({ length: n }, () => hit(base, urlPath)));
+
+async function startExample(file) {
+  const child = spawn(process.execPath, [file], {
+    env: { ...process.env, PORT: '0', TASKPROF_OPTIONS: JSON.stringify({ tracking: 'full' }) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  child.stdout.setEncoding('utf8');
+  let output = '';
+  for await (const chunk of child.stdout) {
+    output += chunk;
+    if (output.includes('\n')) break;
+  }
+  const base = output.match(/http:\/\/127\.0\.0\.1:\d+/)?.[0];
+  assert.ok(base, `the example printed its URL: ${output}`);
+  return {
+    base,
+    async stop() {
+      child.kill();
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+/** `file:line:` of the line holding `marker` (columns differ between V8 versions for some constructs). */
+async function lineOf(file, marker) {
+  const { readFile } = await import('node:fs/promises');
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  const index = lines.findIndex((l) => l.includes(marker));
+  assert.ok(index >= 0, `${marker} in ${file}`);
+  return `${path.relative(process.cwd(), file)}:${index + 1}:`;
+}
+
+async function countAt(base, type, line) {
+  const text = await (await fetch(`${base}/debug/pprof/tasks?debug=1`)).text();
+  return parseGroups(text)
+    .filter((g) => g.head.includes(` @ ${type}`) && g.frames.some((f) => f.startsWith(line)))
+    .reduce((n, g) => n + g.count, 0);
+}
+
+// Each story: the path to request, the type and line of what leaks, how many
+// per request, and what must happen first (the bad transfer that keeps the lock).
+const stories = [
+  { dir: '1-ttl-cache', path: '/price/a1', type: 'Timeout', perRequest: 1 },
+  { dir: '2-queue-workers', path: '/batch/6', type: 'Promise', perRequest: 3 },
+  { dir: '3-first-response', path: '/quote', type: 'Promise', perRequest: 2, settleMs: 100 },
+  // events.once is itself an async function: its own promise and the one it
+  // makes inside both wait, both at the caller's line.
+  { dir: '4-missed-event', path: '/users', type: 'Promise', perRequest: 2 },
+  { dir: '5-lock-and-latch', path: '/transfer/5', type: 'Promise', perRequest: 1, first: '/transfer/0', marker: 'LEAK: waits forever once' },
+  { dir: '5-lock-and-latch', path: '/report', type: 'Promise', perRequest: 1, marker: 'LEAK: the count never' },
+  { dir: '6-background-loop', path: '/hello/ann', type: 'Timeout', perRequest: 1 },
+  { dir: '7-no-timeout', path: '/stock/a1', type: 'TCPWRAP', perRequest: 1 },
+];
+
+for (const story of stories) {
+  const leaky = path.join(examplesDir, story.dir, 'leaky.mjs');
+
+  test(`${story.dir} ${story.path}: debug=1 names the leaking line; the count grows with requests`, async () => {
+    const line = await lineOf(leaky, story.marker ?? '// LEAK');
+    const app = await startExample(leaky);
+    try {
+      if (story.first) await hit(app.base, story.first);
+      await hits(app.base, story.path, 2);
+      await new Promise((resolve) => setTimeout(resolve, story.settleMs ?? 20));
+      const after2 = await countAt(app.base, story.type, line);
+      await hits(app.base, story.path, 4);
+      await new Promise((resolve) => setTimeout(resolve, story.settleMs ?? 20));
+      const after6 = await countAt(app.base, story.type, line);
+      assert.equal(after2, 2 * story.perRequest, `after 2 requests, ${story.type} at ${line}`);
+      assert.equal(after6, 6 * story.perRequest, `after 6 requests, ${story.type} at ${line}`);
+    } finally {
+      await app.stop();
+    }
+  });
+}
+
+const checker = path.join(process.cwd(), 'test', 'fixtures', 'leakcheck-example.mjs');
+
+/** Runs the app of `file` under expectNoLeaks in a process of its own; resolves to { leaked, message }. */
+async function leakCheck(file, requests, timeoutMs) {
+  const child = spawn(process.execPath, [checker, file, JSON.stringify(requests), String(timeoutMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout.setEncoding('utf8');
+  let output = '';
+  for await (const chunk of child.stdout) output += chunk;
+  return JSON.parse(output);
+}
+
+for (const dir of [...new Set(stories.map((s) => s.dir))]) {
+  const requests = stories.filter((s) => s.dir === dir).map(({ first, path: p }) => ({ first, path: p }));
+  const marker = stories.find((s) => s.dir === dir).marker ?? '// LEAK';
+  test(`${dir}: the fixed app leaves nothing behind (taskprof/testing); the leak check catches the leaky one`, async () => {
+    const fixed = await leakCheck(path.join(examplesDir, dir, 'fixed.mjs'), requests, 3000);
+    assert.deepEqual(fixed, { leaked: false }, fixed.message);
+    const leaky = path.join(examplesDir, dir, 'leaky.mjs');
+    const caught = await leakCheck(leaky, requests, 500);
+    assert.equal(caught.leaked, true, caught.message);
+    assert.ok(caught.message.includes(await lineOf(leaky, marker)), caught.message);
+  });
+}
