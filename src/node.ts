@@ -12,6 +12,7 @@ import { loadEngine } from './engine.js';
 import { heapSampler } from './profiles/heap.js';
 import { startRuntimeStats } from './vars.js';
 import { defaultLeakDetection, growthDetector } from './growth.js';
+import { installDumpOnSignal } from './dump.js';
 
 /** Starts the growth detector from mount options: the first mount starts it, a mount with settings restarts it. */
 function applyLeakDetection(options: ResolvedOptions): void {
@@ -86,6 +87,7 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   applyTracking(resolved);
   tracker.routes.limit = resolved.maxRoutes;
   applyLeakDetection(resolved);
+  if (resolved.dumpOnSignal !== undefined) installDumpOnSignal(resolved.dumpOnSignal, resolved.dumpPath);
   startRuntimeStats();
   // The heap profile shows what is live now only if sampling began before.
   if (resolved.heapSampling !== 'off') {

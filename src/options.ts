@@ -7,6 +7,7 @@ import { defaultHeapSamplingBytes } from './profiles/heap.js';
 import { defaultLeakDetection, type LeakDetectionOptions, type LeakDetectionSettings } from './growth.js';
 import { defaultMetricsPrefix, type PromRegistry } from './metrics.js';
 import { defaultMaxRoutes } from './routes.js';
+import { validateDumpSignal } from './dump.js';
 
 export type { LeakDetectionOptions } from './growth.js';
 
@@ -71,6 +72,14 @@ export interface TaskprofOptions {
    * flag a group after 12 samples (2 min) of growth by at least 10 tasks.
    */
   leakDetection?: LeakDetectionOptions | false;
+  /**
+   * Write the `debug=2` listing when the process gets this signal (Go's
+   * goroutine dump on SIGQUIT), for processes that cannot be reached over
+   * HTTP. Off by default; `SIGUSR1` is refused (Node's inspector uses it).
+   */
+  dumpOnSignal?: NodeJS.Signals;
+  /** Where that dump goes: a file (replaced at each dump) instead of stderr. */
+  dumpPath?: string;
 }
 
 export type HeapSampling = 'inuse' | 'allocs' | 'off';
@@ -94,6 +103,8 @@ export interface ResolvedOptions {
   maxRoutes: number;
   /** false: no detector; undefined: keep the one running (or start it with defaults). */
   leakDetection: LeakDetectionSettings | false | undefined;
+  dumpOnSignal: NodeJS.Signals | undefined;
+  dumpPath: string | undefined;
 }
 
 function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
@@ -143,6 +154,13 @@ function leakDetectionOption(value: unknown): LeakDetectionSettings | false | un
     );
   }
   return settings;
+}
+
+function dumpPathOption(value: unknown, signal: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '') throw new TypeError('taskprof: option "dumpPath" must be a file path');
+  if (signal === undefined) throw new TypeError('taskprof: option "dumpPath" needs "dumpOnSignal" (the signal that writes the dump)');
+  return value;
 }
 
 /** Validates once, into a new object; the caller's object is never written. */
@@ -198,5 +216,7 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     metricsPrefix,
     maxRoutes: positiveInteger('maxRoutes', options.maxRoutes, defaultMaxRoutes, 1),
     leakDetection: leakDetectionOption(options.leakDetection),
+    dumpOnSignal: validateDumpSignal(options.dumpOnSignal),
+    dumpPath: dumpPathOption(options.dumpPath, options.dumpOnSignal),
   };
 }

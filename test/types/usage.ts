@@ -7,6 +7,7 @@ import taskprofFastify from 'taskprof/fastify';
 import taskprofHttp, { listen } from 'taskprof/http';
 import { startTracking, stopTracking, taskCount, taskCounts, withLabels, writeProfile, type TaskprofOptions } from 'taskprof';
 import { Registry, register as defaultRegister, collectDefaultMetrics } from 'prom-client';
+import { expectNoLeaks, startLeakCheck, LeakError, type LeakCheckOptions } from 'taskprof/testing';
 
 const options: TaskprofOptions = {
   prefix: '/debug',
@@ -20,6 +21,8 @@ const options: TaskprofOptions = {
   leakDetection: { intervalMs: 10_000, windowMs: 30 * 60_000, minSamples: 12, minGrowth: 10 },
   metricsPrefix: 'taskprof_',
   maxRoutes: 100,
+  dumpOnSignal: 'SIGUSR2',
+  dumpPath: '/tmp/tasks.txt',
 };
 
 // The app's own registry (either content type) or prom-client's default one.
@@ -53,3 +56,16 @@ await result;
 startTracking({ mode: 'loud' });
 // @ts-expect-error: not an option value
 taskprofExpress({ tracking: 'sometimes' });
+
+// taskprof/testing
+const checkOptions: LeakCheckOptions = { timeoutMs: 500, ignore: ['pool.js', /keepalive/], ignoreTypes: ['TCPWRAP'], ignoreCreatedBy: ['startServer'], ignoreCurrent: true };
+const check = startLeakCheck(checkOptions);
+await check.verify();
+const out: number = await expectNoLeaks(async () => 1, { timeoutMs: 100 });
+try {
+  await expectNoLeaks(() => {});
+} catch (error) {
+  if (error instanceof LeakError) console.log(error.leaks.map((l) => l.stack[0]?.file).join(), out);
+}
+// @ts-expect-error: not a signal
+taskprofExpress({ dumpOnSignal: 'SIGNOPE' });

@@ -1,0 +1,63 @@
+// dumpOnSignal: the debug=2 listing written to stderr or a file on a signal,
+// like Go's goroutine dump on SIGQUIT, for processes that cannot be reached
+// over HTTP.
+import { createWriteStream, renameSync } from 'node:fs';
+import { once } from 'node:events';
+import { constants } from 'node:os';
+import { writeProfile } from './index.js';
+
+/** Signals that cannot be taken: SIGUSR1 starts Node's inspector; SIGKILL and SIGSTOP cannot be caught. */
+export const refusedSignals: readonly string[] = ['SIGUSR1', 'SIGKILL', 'SIGSTOP'];
+
+export function validateDumpSignal(value: unknown): NodeJS.Signals | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !(value in constants.signals) || refusedSignals.includes(value)) {
+    throw new TypeError(
+      `taskprof: option "dumpOnSignal" must be a signal name such as "SIGUSR2" or "SIGQUIT" (not ${refusedSignals.join(', ')}: SIGUSR1 starts Node's inspector), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value as NodeJS.Signals;
+}
+
+const installed = new Map<NodeJS.Signals, { path: string | undefined }>();
+
+async function dump(signal: NodeJS.Signals, path: string | undefined): Promise<void> {
+  const header = `taskprof: task dump on ${signal} at ${new Date().toISOString()}, pid ${process.pid}\n`;
+  if (path === undefined) {
+    process.stderr.write(header);
+    await writeProfile('tasks', process.stderr, { debug: 2 });
+    process.stderr.write('\n');
+    return;
+  }
+  // Written beside the target and renamed over it: a reader never sees half a dump.
+  const partial = `${path}.${process.pid}.partial`;
+  const file = createWriteStream(partial);
+  file.write(header);
+  await writeProfile('tasks', file, { debug: 2 });
+  file.end();
+  await once(file, 'close');
+  renameSync(partial, path);
+}
+
+/** Installs (once per signal) the listener; a later call changes where it writes. */
+export function installDumpOnSignal(signal: NodeJS.Signals, path: string | undefined): void {
+  const existing = installed.get(signal);
+  if (existing !== undefined) {
+    existing.path = path;
+    return;
+  }
+  const target = { path };
+  installed.set(signal, target);
+  let running = false;
+  process.on(signal, () => {
+    if (running) return; // a second signal while the first dump is written adds nothing
+    running = true;
+    dump(signal, target.path)
+      .catch((error: unknown) => {
+        process.stderr.write(`taskprof: could not write the task dump on ${signal}: ${(error as Error).message}\n`);
+      })
+      .finally(() => {
+        running = false;
+      });
+  });
+}
