@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { parseGroups } from './helpers.mjs';
+import { steadyLoad } from './fixtures/growth-apps.mjs';
 
 const examplesDir = path.join(process.cwd(), 'examples', 'leaks');
 
@@ -26,9 +27,9 @@ function hit(base, urlPath) {
 
 const hits = (base, urlPath, n) => Promise.all(Array.from({ length: n }, () => hit(base, urlPath)));
 
-async function startExample(file) {
+async function startExample(file, options = { tracking: 'full' }) {
   const child = spawn(process.execPath, [file], {
-    env: { ...process.env, PORT: '0', TASKPROF_OPTIONS: JSON.stringify({ tracking: 'full' }) },
+    env: { ...process.env, PORT: '0', TASKPROF_OPTIONS: JSON.stringify(options) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   child.stdout.setEncoding('utf8');
@@ -122,5 +123,32 @@ for (const dir of [...new Set(stories.map((s) => s.dir))]) {
     const caught = await leakCheck(leaky, requests, 500);
     assert.equal(caught.leaked, true, caught.message);
     assert.ok(caught.message.includes(await lineOf(leaky, marker)), caught.message);
+  });
+}
+
+// Issue 4's promise, on every story: the growth detector flags the leaking
+// line within 18 samples of steady load (3 minutes at the default 10 s
+// interval, cut here to 100 ms), under sampled tracking (1 in 2, so that
+// promise leaks show within those few seconds of load).
+for (const story of stories) {
+  test(`${story.dir} ${story.path}: the growth detector flags the leaking line under steady load`, { timeout: 60_000 }, async () => {
+    const leaky = path.join(examplesDir, story.dir, 'leaky.mjs');
+    const line = await lineOf(leaky, story.marker ?? '// LEAK');
+    const app = await startExample(leaky, { samplingInterval: 2, leakDetection: { intervalMs: 100, windowMs: 3000 } });
+    if (story.first) await hit(app.base, story.first);
+    const stop = steadyLoad(app.base, [story.path], 40);
+    try {
+      let flagged;
+      for (let samples = 0; samples <= 20 && !flagged; ) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const body = await (await fetch(`${app.base}/debug/pprof/leaks?format=json`)).json();
+        samples = body.samples;
+        flagged = body.suspects.find((s) => s.stack.some((f) => `${path.relative(process.cwd(), f.file)}:${f.line}:`.startsWith(line)));
+      }
+      assert.ok(flagged, `a suspect at ${line}`);
+    } finally {
+      stop();
+      await app.stop();
+    }
   });
 }
