@@ -90,8 +90,10 @@ interface Counters {
   live: number;
 }
 
-// Scheduled callbacks that always run on the next turn; not pending work.
-const ignoredTypes = new Set(['PROMISE', 'TickObject', 'Microtask']);
+// Scheduled callbacks that always run on the next turn, and callback
+// bindings (Node 22+ makes one per stream.finished() call, alive until
+// collected): not pending work.
+const ignoredTypes = new Set(['PROMISE', 'TickObject', 'Microtask', 'STREAM_END_OF_STREAM', 'bound-anonymous-fn']);
 
 // Names from process.getActiveResourcesInfo() mapped to async_hooks type names,
 // so every mode reports the same types.
