@@ -1,19 +1,24 @@
 // dumpOnSignal: the debug=2 listing written to stderr or a file on a signal,
 // like Go's goroutine dump on SIGQUIT, for processes that cannot be reached
 // over HTTP.
-import { createWriteStream, renameSync } from 'node:fs';
+import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { constants } from 'node:os';
 import { writeProfile } from './index.js';
+import { ownWork, runWithLabels } from './labels.js';
 
-/** Signals that cannot be taken: SIGUSR1 starts Node's inspector; SIGKILL and SIGSTOP cannot be caught. */
-export const refusedSignals: readonly string[] = ['SIGUSR1', 'SIGKILL', 'SIGSTOP'];
+/**
+ * Signals that cannot be taken: SIGUSR1 starts Node's inspector; SIGKILL and
+ * SIGSTOP cannot be caught; a listener on SIGTERM, SIGINT or SIGHUP would
+ * stop them ending the process (an orchestrator's shutdown, Ctrl-C).
+ */
+export const refusedSignals: readonly string[] = ['SIGUSR1', 'SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGHUP'];
 
 export function validateDumpSignal(value: unknown): NodeJS.Signals | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || !(value in constants.signals) || refusedSignals.includes(value)) {
     throw new TypeError(
-      `taskprof: option "dumpOnSignal" must be a signal name such as "SIGUSR2" or "SIGQUIT" (not ${refusedSignals.join(', ')}: SIGUSR1 starts Node's inspector), got ${JSON.stringify(value)}`,
+      `taskprof: option "dumpOnSignal" must be a signal name such as "SIGUSR2" or "SIGQUIT" (not ${refusedSignals.join(', ')}: SIGUSR1 starts Node's inspector, and the others must keep ending the process), got ${JSON.stringify(value)}`,
     );
   }
   return value as NodeJS.Signals;
@@ -32,11 +37,17 @@ async function dump(signal: NodeJS.Signals, path: string | undefined): Promise<v
   // Written beside the target and renamed over it: a reader never sees half a dump.
   const partial = `${path}.${process.pid}.partial`;
   const file = createWriteStream(partial);
-  file.write(header);
-  await writeProfile('tasks', file, { debug: 2 });
-  file.end();
-  await once(file, 'close');
-  renameSync(partial, path);
+  try {
+    file.write(header);
+    await writeProfile('tasks', file, { debug: 2 });
+    file.end();
+    await once(file, 'close');
+    renameSync(partial, path);
+  } catch (error) {
+    file.destroy();
+    rmSync(partial, { force: true });
+    throw error;
+  }
 }
 
 /** Installs (once per signal) the listener; a later call changes where it writes. */
@@ -52,7 +63,7 @@ export function installDumpOnSignal(signal: NodeJS.Signals, path: string | undef
   process.on(signal, () => {
     if (running) return; // a second signal while the first dump is written adds nothing
     running = true;
-    dump(signal, target.path)
+    runWithLabels(ownWork, () => dump(signal, target.path))
       .catch((error: unknown) => {
         process.stderr.write(`taskprof: could not write the task dump on ${signal}: ${(error as Error).message}\n`);
       })

@@ -207,7 +207,7 @@ export class GrowthDetector {
     for (const [key, tally] of tallies) {
       let group = this.#groups.get(key);
       if (group === undefined) {
-        if (this.#groups.size >= settings.maxGroups && !this.#evictIdleGroup()) {
+        if (this.#groups.size >= settings.maxGroups && !this.#evictIdleGroup(tallies)) {
           this.#unfollowed++;
           continue;
         }
@@ -224,12 +224,13 @@ export class GrowthDetector {
     }
   }
 
-  // Makes room by forgetting the group that has been at zero longest.
-  #evictIdleGroup(): boolean {
+  // Makes room by forgetting the group that has been at zero longest (never
+  // one with tasks in this sample, visited or not yet).
+  #evictIdleGroup(tallies: Map<string, Tally>): boolean {
     let idleKey: string | undefined;
     let idleSince = Infinity;
     for (const [key, group] of this.#groups) {
-      if (group.lastNonZero < this.#samples && group.lastNonZero < idleSince) {
+      if (!tallies.has(key) && group.lastNonZero < idleSince) {
         idleSince = group.lastNonZero;
         idleKey = key;
       }
@@ -286,7 +287,7 @@ export class GrowthDetector {
       if (span < settings.minSamples) continue;
       const growth = current - series[start]!;
       if (growth < settings.minGrowth) continue;
-      if (kendallTau(series, start, n) < trendThreshold) continue;
+      if (trendOf(series, start, n) < trendThreshold) continue;
       const oldestAgeMs = Number.isNaN(group.oldestCreatedAt) ? NaN : now - group.oldestCreatedAt;
       if (oldestAgeMs < minAgeMs) continue;
       const since = times[start]!;
@@ -304,6 +305,20 @@ export class GrowthDetector {
   }
 }
 
+// Tau is O(n²): over a longer span it is taken on every k-th sample, which
+// keeps the trend and bounds the work per group.
+const maxTrendPoints = 90;
+
+function trendOf(series: Float64Array, from: number, to: number): number {
+  const n = to - from;
+  if (n <= maxTrendPoints) return kendallTau(series, from, to);
+  const step = n / maxTrendPoints;
+  const points = new Float64Array(maxTrendPoints);
+  // The last sample is always kept: it is the count now.
+  for (let i = 0; i < maxTrendPoints; i++) points[maxTrendPoints - 1 - i] = series[to - 1 - Math.floor(i * step)]!;
+  return kendallTau(points, 0, maxTrendPoints);
+}
+
 /** Kendall's tau-a of series[from..to): concordant minus discordant pairs over all pairs (ties count as neither). */
 export function kendallTau(series: ArrayLike<number>, from: number, to: number): number {
   const n = to - from;
@@ -315,6 +330,9 @@ export function kendallTau(series: ArrayLike<number>, from: number, to: number):
   }
   return s / ((n * (n - 1)) / 2);
 }
+
+/** Most samples a window may hold (8 hours at the default interval): bounds memory (4 bytes per sample per group) and work. */
+export const maxWindowSamples = 2880;
 
 /** The process-wide detector, started by the first mount. */
 export const growthDetector = new GrowthDetector();

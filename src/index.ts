@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { tracker, defaultTrackerSettings, trackingModes, type TrackerSettings, type TypeCount } from './tracker.js';
 import { extendLabels, runWithLabels, type Labels } from './labels.js';
 import { createTasksProfile } from './profiles/tasks.js';
-import { markTrackingConfigured } from './node.js';
+import { configureTracking } from './node.js';
 
 export type { TaskprofOptions, DebugRequestInfo, LeakDetectionOptions } from './options.js';
 export type { TrackingMode, TrackerSettings, TypeCount } from './tracker.js';
@@ -45,14 +45,12 @@ export function startTracking(settings: Partial<TrackerSettings> = {}): void {
   if (!trackingModes.includes(next.mode)) throw new TypeError(`startTracking: mode must be one of ${trackingModes.join(', ')}`);
   if (!Number.isSafeInteger(next.samplingInterval) || next.samplingInterval < 1) throw new TypeError('startTracking: samplingInterval must be an integer >= 1');
   if (!Number.isSafeInteger(next.maxTasks) || next.maxTasks < 0) throw new TypeError('startTracking: maxTasks must be an integer >= 0');
-  markTrackingConfigured();
-  tracker.configure(next);
+  configureTracking(next);
 }
 
 /** Stops tracking: removes every hook taskprof installed and forgets its records. */
 export function stopTracking(): void {
-  markTrackingConfigured();
-  tracker.stop();
+  configureTracking({ ...tracker.settings, mode: 'off' });
 }
 
 /** The tracker's current settings. */

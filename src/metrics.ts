@@ -53,7 +53,7 @@ export function registerTaskMetrics(
   const registers = [registry];
   const metrics: Array<Gauge | Counter> = [];
   const typeHelp = 'Live tasks (pending promises, timers, sockets, servers, requests and other async resources) by type: Node\'s go_goroutines.';
-  const created = (byType: (count: TypeCount) => number | undefined) =>
+  const counterOf = (byType: (count: TypeCount) => number | undefined) =>
     function (this: Counter<'type'>): void {
       this.reset();
       for (const count of read()) {
@@ -80,7 +80,7 @@ export function registerTaskMetrics(
         help: 'Tasks created by type since tracking started. Without full tracking, only handles made through Node\'s public functions (timers, servers, client sockets and requests, child processes) are counted, and promises are estimates.',
         labelNames: ['type'],
         registers,
-        collect: created((count) => count.created),
+        collect: counterOf((count) => count.created),
       }),
     () =>
       new Counter({
@@ -88,7 +88,7 @@ export function registerTaskMetrics(
         help: 'Tasks that settled, fired, closed or were destroyed, by type, since tracking started. Handles appear only under full tracking (otherwise their ends are not seen); promises are estimates when tracking samples.',
         labelNames: ['type'],
         registers,
-        collect: created((count) => (count.completionsCounted ? count.completed : undefined)),
+        collect: counterOf((count) => (count.completionsCounted ? count.completed : undefined)),
       }),
     () =>
       new Counter({
@@ -96,7 +96,7 @@ export function registerTaskMetrics(
         help: 'Tasks garbage collected without ever settling (a promise nobody resolves and nobody holds), by type; see /debug/pprof/leaks for where they were made. Only under full tracking, whose settled hook tells these apart.',
         labelNames: ['type'],
         registers,
-        collect: created((count) => (count.abandonedCounted ? count.abandoned : undefined)),
+        collect: counterOf((count) => (count.abandonedCounted ? count.abandoned : undefined)),
       }),
     () =>
       new Gauge({

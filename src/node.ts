@@ -7,7 +7,7 @@ import { Readable, pipeline } from 'node:stream';
 import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './options.js';
 import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
 import { LabelSet, ownWork, runWithLabels, type Labels } from './labels.js';
-import { tracker, defaultTrackerSettings } from './tracker.js';
+import { tracker, defaultTrackerSettings, type TrackerSettings } from './tracker.js';
 import { loadEngine } from './engine.js';
 import { heapSampler } from './profiles/heap.js';
 import { startRuntimeStats } from './vars.js';
@@ -52,11 +52,23 @@ export function writeResponse(res: ServerResponse, response: DebugResponse, head
 
 let trackingConfigured = false;
 
+/**
+ * While a leak check holds tracking at `full`, what mounts and the API ask
+ * for is kept here and applied when the check ends (see src/testing.ts).
+ */
+export const trackingHold: { active: boolean; deferred: TrackerSettings | undefined } = { active: false, deferred: undefined };
+
+/** Applies tracker settings now, or after the leak check that holds tracking. */
+export function configureTracking(settings: TrackerSettings): void {
+  trackingConfigured = true;
+  if (trackingHold.active) trackingHold.deferred = { ...settings };
+  else tracker.configure(settings);
+}
+
 /** Starts (or reconfigures) the process-wide tracker from mount options. */
 function applyTracking(options: ResolvedOptions): void {
-  if (options.tracking === undefined && trackingConfigured) return;
-  trackingConfigured = true;
-  tracker.configure({
+  if (options.tracking === undefined && (trackingConfigured || trackingHold.deferred !== undefined)) return;
+  configureTracking({
     mode: options.tracking ?? defaultTrackerSettings.mode,
     samplingInterval: options.samplingInterval,
     maxTasks: options.maxTasks,

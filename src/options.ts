@@ -4,7 +4,7 @@ import { defaultTrackerSettings, trackingModes, type TrackingMode } from './trac
 import { profilerEngines, type ProfilerEngineName } from './engine.js';
 import { defaultDumpLimitBytes } from './profiles/tasks.js';
 import { defaultHeapSamplingBytes } from './profiles/heap.js';
-import { defaultLeakDetection, type LeakDetectionOptions, type LeakDetectionSettings } from './growth.js';
+import { defaultLeakDetection, maxWindowSamples, type LeakDetectionOptions, type LeakDetectionSettings } from './growth.js';
 import { defaultMetricsPrefix, type PromRegistry } from './metrics.js';
 import { defaultMaxRoutes } from './routes.js';
 import { validateDumpSignal } from './dump.js';
@@ -148,6 +148,11 @@ function leakDetectionOption(value: unknown): LeakDetectionSettings | false | un
     minGrowth: positiveInteger('leakDetection.minGrowth', given.minGrowth, defaultLeakDetection.minGrowth, 1),
     maxGroups: positiveInteger('leakDetection.maxGroups', given.maxGroups, defaultLeakDetection.maxGroups, 1),
   };
+  if (settings.windowMs / settings.intervalMs > maxWindowSamples) {
+    throw new TypeError(
+      `taskprof: option "leakDetection.windowMs" may hold at most ${maxWindowSamples} samples of intervalMs (${settings.intervalMs} ms), got ${settings.windowMs}`,
+    );
+  }
   if (settings.windowMs < settings.intervalMs * settings.minSamples) {
     throw new TypeError(
       `taskprof: option "leakDetection.windowMs" must hold at least minSamples (${settings.minSamples}) intervals of ${settings.intervalMs} ms, got ${settings.windowMs}`,

@@ -7,7 +7,8 @@ import { describeTask, PROMISE_TYPE, tracker, type TaskRecord, type TrackerSetti
 import { framesOf, type StackFrame } from './stack.js';
 import { taskEntry } from './taskview.js';
 import { taskText } from './profiles/tasks.js';
-import { markTrackingConfigured } from './node.js';
+import { trackingHold } from './node.js';
+import { ownWork, runWithLabels } from './labels.js';
 
 export type SitePattern = string | RegExp;
 
@@ -122,23 +123,26 @@ function anyFrameMatches(frames: readonly StackFrame[], patterns: readonly SiteP
   return patterns.some((pattern) => frames.some((frame) => frameMatches(frame, pattern)));
 }
 
-// Checks running now: the first forces full tracking, the last puts the previous settings back.
+// Checks running now: the first forces full tracking, the last puts back
+// the previous settings, or those a mount or the API asked for meanwhile.
 let running = 0;
 let savedSettings: TrackerSettings | undefined;
 
 function forceFullTracking(): void {
   if (running++ > 0) return;
   savedSettings = { ...tracker.settings };
-  if (savedSettings.mode !== 'full') {
-    markTrackingConfigured();
-    tracker.configure({ ...savedSettings, mode: 'full' });
-  }
+  trackingHold.active = true;
+  trackingHold.deferred = undefined;
+  if (savedSettings.mode !== 'full') tracker.configure({ ...savedSettings, mode: 'full' });
 }
 
 function restoreTracking(): void {
   if (--running > 0 || savedSettings === undefined) return;
-  if (savedSettings.mode !== 'full') tracker.configure(savedSettings);
+  const next = trackingHold.deferred ?? savedSettings;
+  trackingHold.active = false;
+  trackingHold.deferred = undefined;
   savedSettings = undefined;
+  tracker.configure(next);
 }
 
 // A pending promise nobody references is garbage, not a leak: collect it
@@ -226,9 +230,9 @@ export function startLeakCheck(options: LeakCheckOptions = {}): LeakCheck {
   }
 
   return {
-    // A plain method calling the async function: the promise verify() returns
-    // is then made in taskprof's own frame, so it is not one of the tasks it checks.
-    verify: () => verify(),
+    // A plain method calling the async function inside taskprof's own scope:
+    // the promise verify() returns, and its pauses, are not tasks it checks.
+    verify: () => runWithLabels(ownWork, verify),
   };
 }
 

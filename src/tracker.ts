@@ -264,6 +264,11 @@ export class Tracker {
     clearTimeout(this.#dutyTimer);
     this.#dutyTimer = undefined;
     this.#dutyFactor = 1;
+    this.#settledHook = false;
+    // Uninstalled from inside a continuation (a leak check ending, say), the
+    // `after` hooks that would put the labels back will never run: put back
+    // the labels in force outside every continuation now.
+    if (this.#savedLabels.length > 0) labelContext.current = this.#savedLabels[0];
     this.#savedLabels = [];
     this.#captureStacks = false;
     this.#labelsOn = false;
@@ -318,6 +323,8 @@ export class Tracker {
       // Without a settled hook, the record looks at its promise (weakly) to see whether it settled.
       const watched = this.#settledHook ? undefined : promise;
       const record = this.#record(PROMISE_TYPE, weight, this.#captureStacks, this.#onPromiseInit, 0, watched);
+      // taskprof's own promise: not the app's, so not counted as created either.
+      if (record === null) this.#promiseCounters.created -= this.#dutyFactor;
       if (!record) return;
       (promise as Marked)[kRecord] = record;
       this.#finalization.register(promise, record, record);

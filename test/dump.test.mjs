@@ -72,7 +72,9 @@ test('off by default: no signal listener; a signal name is checked, SIGUSR1 refu
   } finally {
     await proc.stop();
   }
-  assert.throws(() => taskprof({ dumpOnSignal: 'SIGUSR1' }), /option "dumpOnSignal" must be a signal name .*not SIGUSR1, SIGKILL, SIGSTOP: SIGUSR1 starts Node's inspector/);
+  assert.throws(() => taskprof({ dumpOnSignal: 'SIGUSR1' }), /option "dumpOnSignal" must be a signal name .*not SIGUSR1, SIGKILL, SIGSTOP, SIGTERM, SIGINT, SIGHUP: SIGUSR1 starts Node's inspector/);
   assert.throws(() => taskprof({ dumpOnSignal: 'SIGNOPE' }), /option "dumpOnSignal" must be a signal name/);
+  // A listener would stop these ending the process (an orchestrator's SIGTERM, Ctrl-C).
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) assert.throws(() => taskprof({ dumpOnSignal: signal }), /must keep ending the process/);
   assert.throws(() => taskprof({ dumpPath: '/tmp/x' }), /option "dumpPath" needs "dumpOnSignal"/);
 });

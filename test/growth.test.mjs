@@ -80,6 +80,8 @@ test('leakDetection: false serves a 404 that says why; bad settings are TypeErro
   assert.throws(() => taskprof({ leakDetection: { intervalMs: 5 } }), /option "leakDetection.intervalMs" must be an integer >= 10, got 5/);
   assert.throws(() => taskprof({ leakDetection: { intervalMs: 1000, windowMs: 5000 } }), /"leakDetection.windowMs" must hold at least minSamples \(12\) intervals of 1000 ms/);
   assert.throws(() => taskprof({ leakDetection: 'on' }), /option "leakDetection" must be false or an object/);
+  // Memory and work per sample are bounded: at most 2880 samples in a window.
+  assert.throws(() => taskprof({ leakDetection: { intervalMs: 10, windowMs: 1_800_000 } }), /"leakDetection.windowMs" may hold at most 2880 samples/);
   const app = await startGrowthApp({ leaky: false, options: { leakDetection: false, prefix: '/off' } });
   try {
     const res = await fetch(`${app.base}/off/pprof/leaks?debug=1`);

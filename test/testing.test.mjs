@@ -158,3 +158,34 @@ test('in Vitest: a tidy test passes, a leaking test fails with the leaked line',
   // transformed code (a few lines below the source; README, "Leak tests").
   assert.match(result.out, /\[Timeout setInterval\(60000ms\), \d+ms\]:\n\s*leakInterval\(\.\.\.\)\n\s*test\/fixtures\/leakcheck-cases\.mjs:\d+:\d+/);
 });
+
+test('a check does not stop a later mount, or one made during it, from starting its tracking', async () => {
+  // A fresh process: this file's other tests have configured tracking already.
+  const script = `
+    import { startLeakCheck, expectNoLeaks } from 'taskprof/testing';
+    import { trackingSettings } from 'taskprof';
+    import taskprof from 'taskprof/http';
+    await expectNoLeaks(async () => {});
+    taskprof({});
+    const afterCheck = trackingSettings().mode;
+    const check = startLeakCheck();
+    taskprof({ tracking: 'counts' });
+    const during = trackingSettings().mode;
+    await check.verify();
+    console.log(JSON.stringify({ afterCheck, during, after: trackingSettings().mode }));
+  `;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd() });
+  assert.deepEqual(JSON.parse(stdout), { afterCheck: 'sampled', during: 'full', after: 'counts' });
+});
+
+test("taskprof's own promises (a listing written while checking) are not counted as the app's", async () => {
+  const { writeProfile, taskCounts, startTracking: start } = await import('taskprof');
+  start({ mode: 'full' });
+  const { Writable } = await import('node:stream');
+  const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const created = () => taskCounts().find((c) => c.type === 'Promise')?.created ?? 0;
+  const before = created();
+  for (let i = 0; i < 20; i++) await writeProfile('tasks', sink, { debug: 1 });
+  // The loop's own awaits are the test's (about two per round); writeProfile's are taskprof's.
+  assert.ok(created() - before <= 60, `${created() - before} promises counted for 20 listings`);
+});

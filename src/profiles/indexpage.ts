@@ -34,11 +34,11 @@ export function trendChart(detector: GrowthDetector): string {
   }
   const series = detector
     .typeSeries()
-    .map((s) => ({ ...s, peak: Math.max(...s.values), last: s.values[s.values.length - 1] ?? 0 }))
+    .map((s) => ({ ...s, peak: s.values.reduce((a, b) => Math.max(a, b), 0), last: s.values[s.values.length - 1] ?? 0 }))
     .filter((s) => s.peak > 0)
     .sort((a, b) => b.peak - a.peak || a.type.localeCompare(b.type))
     .slice(0, palette.length);
-  const yMax = niceMax(Math.max(1, ...series.map((s) => s.peak)));
+  const yMax = niceMax(series.reduce((a, s) => Math.max(a, s.peak), 1));
   const t0 = times[0]!;
   const span = Math.max(1, times[times.length - 1]! - t0);
   const x = (t: number) => (margin.left + ((t - t0) / span) * plotW).toFixed(1);

@@ -92,7 +92,7 @@ function leaksPprof(detector: GrowthDetector): Uint8Array {
     samples: detector.suspects().map((s) => ({
       values: [Math.round(s.count)],
       frames: s.stack === undefined ? [{ functionName: `(${s.type}: stack not recorded)`, file: '', line: 0, column: 0 }] : framesOf(s.stack).map(pprofFrame),
-      labels: { type: s.type, growth_per_minute: rate(s.growthPerMinute), ...s.labels },
+      labels: { ...s.labels, type: s.type, growth_per_minute: rate(s.growthPerMinute) },
     })),
   });
 }

@@ -203,7 +203,7 @@ function tasksPprof(groups: TaskGroup[], deltaSeconds?: number): Uint8Array {
       values: [g.count],
       // A task without a recorded stack still needs a location to be counted.
       frames: g.stack.length > 0 ? g.stack.map(pprofFrame) : [{ functionName: `(${g.type}: stack not recorded)`, file: '', line: 0, column: 0 }],
-      labels: g.detail ? { type: g.type, detail: g.detail, ...g.labels } : { type: g.type, ...g.labels },
+      labels: g.detail ? { ...g.labels, type: g.type, detail: g.detail } : { ...g.labels, type: g.type },
     })),
   });
 }
