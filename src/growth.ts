@@ -207,7 +207,7 @@ export class GrowthDetector {
     for (const [key, tally] of tallies) {
       let group = this.#groups.get(key);
       if (group === undefined) {
-        if (this.#groups.size >= settings.maxGroups && !this.#evictIdleGroup(tallies)) {
+        if (this.#groups.size >= settings.maxGroups && !this.#evictIdleGroup(tallies) && !this.#evictSmallerGroup(tallies, tally.count)) {
           this.#unfollowed++;
           continue;
         }
@@ -237,6 +237,24 @@ export class GrowthDetector {
     }
     if (idleKey === undefined) return false;
     this.#groups.delete(idleKey);
+    return true;
+  }
+
+  // Failing that, forgets the followed group with the fewest tasks now, if it
+  // has fewer than the newcomer: a leak outgrows the small steady groups that
+  // filled the limit first, and gets followed.
+  #evictSmallerGroup(tallies: Map<string, Tally>, count: number): boolean {
+    let smallestKey: string | undefined;
+    let smallest = count;
+    for (const key of this.#groups.keys()) {
+      const now = tallies.get(key)?.count ?? 0;
+      if (now < smallest) {
+        smallest = now;
+        smallestKey = key;
+      }
+    }
+    if (smallestKey === undefined) return false;
+    this.#groups.delete(smallestKey);
     return true;
   }
 
