@@ -142,23 +142,6 @@ test('in Mocha: a tidy spec passes, a leaking spec fails with the leaked line', 
   assert.ok(result.out.includes(at('LEAK interval', 'setInterval(')), result.out);
 });
 
-test('in Vitest: a tidy test passes, a leaking test fails with the leaked line', async () => {
-  const vitest = path.join(process.cwd(), 'node_modules', 'vitest', 'vitest.mjs');
-  const root = path.join(fixturesDir, 'vitest');
-  const result = await run(process.execPath, [vitest, 'run', '--root', root, '--reporter', 'verbose', '--color', 'false'], { env: { ...process.env, CI: 'true', NO_COLOR: '1' } }).then(
-    (r) => ({ code: 0, out: r.stdout + r.stderr }),
-    (e) => ({ code: e.code, out: e.stdout + e.stderr }),
-  );
-  assert.equal(result.code, 1, result.out);
-  assert.match(result.out, /✓ .*leaves nothing behind/);
-  assert.match(result.out, /× .*leaks an interval/);
-  assert.match(result.out, /Tests {2}1 failed \| 1 passed \(2\)/);
-  assert.match(result.out, /taskprof: 1 task leaked/);
-  // Vitest runs its own transform of each module: positions are those of the
-  // transformed code (a few lines below the source; README, "Leak tests").
-  assert.match(result.out, /\[Timeout setInterval\(60000ms\), \d+ms\]:\n\s*leakInterval\(\.\.\.\)\n\s*test\/fixtures\/leakcheck-cases\.mjs:\d+:\d+/);
-});
-
 test('a check does not stop a later mount, or one made during it, from starting its tracking', async () => {
   // A fresh process: this file's other tests have configured tracking already.
   const script = `
