@@ -4,26 +4,13 @@
 // (taskprof/testing); and the leak check catches the leaky version too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
-import { parseGroups } from './helpers.mjs';
+import { hit, parseGroups } from './helpers.mjs';
 import { steadyLoad } from './fixtures/growth-apps.mjs';
 
 const examplesDir = path.join(process.cwd(), 'examples', 'leaks');
-
-// Requests end (without keep-alive) or are given up by the client after 300 ms.
-function hit(base, urlPath) {
-  return new Promise((resolve) => {
-    const req = http.get(base + urlPath, { agent: false, timeout: 300 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve('gave up'));
-  });
-}
 
 const hits = (base, urlPath, n) => Promise.all(Array.from({ length: n }, () => hit(base, urlPath)));
 

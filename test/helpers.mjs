@@ -6,6 +6,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import zlib from 'node:zlib';
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -122,5 +123,17 @@ export function decodePng(buffer) {
 export function commandWorks(command, args = ['--version']) {
   return new Promise((resolve) => {
     execFile(command, args, (error) => resolve(error === null));
+  });
+}
+
+/** GET without keep-alive; a request the server does not answer is given up after 300 ms. Resolves to the status or "gave up". */
+export function hit(base, urlPath) {
+  return new Promise((resolve) => {
+    const req = http.get(base + urlPath, { agent: false, timeout: 300 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve('gave up'));
   });
 }

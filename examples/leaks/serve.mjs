@@ -4,6 +4,18 @@
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
+/** Listens on 127.0.0.1 (a Fastify instance or an Express app); resolves to the base URL. */
+export async function listenApp(app, port) {
+  if (typeof app.ready === 'function') {
+    await app.listen({ port, host: '127.0.0.1' });
+    return `http://127.0.0.1:${app.server.address().port}`;
+  }
+  const server = await new Promise((resolve) => {
+    const s = app.listen(port, '127.0.0.1', () => resolve(s));
+  });
+  return `http://127.0.0.1:${server.address().port}`;
+}
+
 /**
  * Starts `createApp()` when `moduleUrl` is the file node was asked to run.
  * TASKPROF_OPTIONS (JSON) is passed to taskprof: the tests set
@@ -12,17 +24,7 @@ import path from 'node:path';
 export async function serveIfMain(moduleUrl, createApp, { paths, note }) {
   if (process.argv[1] !== fileURLToPath(moduleUrl)) return;
   const app = await createApp(JSON.parse(process.env.TASKPROF_OPTIONS ?? '{}'));
-  let port = Number(process.env.PORT ?? 3000);
-  if (typeof app.ready === 'function') {
-    await app.listen({ port, host: '127.0.0.1' });
-    port = app.server.address().port;
-  } else {
-    const server = await new Promise((resolve) => {
-      const s = app.listen(port, '127.0.0.1', () => resolve(s));
-    });
-    port = server.address().port;
-  }
-  const base = `http://127.0.0.1:${port}`;
+  const base = await listenApp(app, Number(process.env.PORT ?? 3000));
   const name = path.relative(process.cwd(), fileURLToPath(moduleUrl));
   console.log(`${name} on ${base}
 ${note}
