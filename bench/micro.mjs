@@ -1,0 +1,97 @@
+// Added cost per promise and per timer, in nanoseconds, for each tracking mode.
+//
+//   npm run build && node bench/micro.mjs [--rounds 5] [--ops 1000000]
+//
+// Each (round, mode) is a fresh process: the mode is set with startTracking
+// (or left off for `none`), then it times --ops operations of each kind in
+// batches and reports nanoseconds per operation (the median of 5 batches):
+//   promise: `new Promise((resolve) => resolve(i))`, awaited every 1,000
+//            (so settled promises are collected as they would be);
+//   await:   `await` of a promise that is already resolved (a continuation);
+//   timer:   `clearTimeout(setTimeout(noop, 1000))` (a timer made and cleared).
+// Modes alternate within every round; the result is the median over rounds,
+// and the added cost is that minus `none` of the same round (median too).
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const modes = ['none', 'off', 'counts', 'sampled', 'full'];
+
+if (process.argv[2] === '--child') {
+  const [mode, opsText] = process.argv.slice(3);
+  const ops = Number(opsText);
+  if (mode !== 'none') {
+    const { startTracking } = await import('taskprof');
+    startTracking({ mode });
+  }
+  const noop = () => {};
+  const kinds = {
+    async promise(n) {
+      let last;
+      for (let i = 0; i < n; i++) {
+        last = new Promise((resolve) => resolve(i));
+        if (i % 1000 === 999) await last;
+      }
+      await last;
+    },
+    async await(n) {
+      const resolved = Promise.resolve(1);
+      for (let i = 0; i < n; i++) await resolved;
+    },
+    async timer(n) {
+      for (let i = 0; i < n; i++) clearTimeout(setTimeout(noop, 1000));
+    },
+  };
+  const result = {};
+  for (const [kind, run] of Object.entries(kinds)) {
+    const batch = Math.ceil(ops / 5);
+    await run(Math.min(batch, 50_000)); // warm-up
+    const perOp = [];
+    for (let b = 0; b < 5; b++) {
+      const started = process.hrtime.bigint();
+      await run(batch);
+      perOp.push(Number(process.hrtime.bigint() - started) / batch);
+    }
+    perOp.sort((a, b) => a - b);
+    result[kind] = perOp[2];
+  }
+  process.send(result, () => process.exit(0));
+} else {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, ops: { type: 'string', default: '1000000' } } });
+  const rounds = Number(values.rounds);
+  const perRound = [];
+  for (let r = 0; r < rounds; r++) {
+    const row = {};
+    for (const mode of modes) {
+      const child = fork(fileURLToPath(import.meta.url), ['--child', mode, values.ops]);
+      const [result] = await once(child, 'message');
+      await once(child, 'exit');
+      row[mode] = result;
+    }
+    perRound.push(row);
+    console.error(`round ${r + 1}/${rounds}: ` + modes.map((m) => `${m} ${row[m].promise.toFixed(0)}/${row[m].await.toFixed(0)}/${row[m].timer.toFixed(0)} ns`).join(', '));
+  }
+  const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.floor(s.length / 2)];
+  };
+  const kinds = ['promise', 'await', 'timer'];
+  const date = new Date().toISOString().slice(0, 10);
+  let table = `Cost per operation, ${date}, Node ${process.version}, ${rounds} rounds × ${values.ops} operations per kind\n\n`;
+  table += '| mode | ' + kinds.map((k) => `${k} (ns) | added`).join(' | ') + ' |\n|---|' + kinds.map(() => '---:|---:').join('|') + '|\n';
+  for (const mode of modes) {
+    table += `| ${mode} | ` + kinds.map((k) => {
+      const ns = median(perRound.map((row) => row[mode][k]));
+      const added = median(perRound.map((row) => row[mode][k] - row.none[k]));
+      return `${ns.toFixed(0)} | ${mode === 'none' ? '' : (added >= 0 ? '+' : '') + added.toFixed(0)}`;
+    }).join(' | ') + ' |\n';
+  }
+  console.log(table);
+  mkdirSync(path.join(here, 'results'), { recursive: true });
+  writeFileSync(path.join(here, 'results', 'micro.json'), JSON.stringify({ date, node: process.version, rounds, ops: Number(values.ops), perRound }, null, 2) + '\n');
+  writeFileSync(path.join(here, 'results', 'micro.md'), table);
+}
