@@ -2,7 +2,7 @@
 // site and labels) at an interval, keeps a window of those counts in fixed
 // arrays, and flags the groups that keep growing. Node's counterpart of Go's
 // goroutineleak profile, found by trend instead of by reachability.
-import { tracker as defaultTracker, type Tracker } from './tracker.js';
+import { tracker as defaultTracker, type Tracker, type TypeCount } from './tracker.js';
 import type { StackEntry } from './stack.js';
 import { emptyLabels, type Labels } from './labels.js';
 
@@ -152,8 +152,11 @@ export class GrowthDetector {
     try {
       const slot = this.#samples % this.#capacity;
       this.#times[slot] = now;
-      this.#sampleGroups(slot, settings);
-      this.#sampleTypes(slot);
+      // Timers cleared since the tracker's last sweep would otherwise count as live.
+      this.#tracker.sweep();
+      const types = this.#tracker.typeCounts(false);
+      this.#sampleGroups(slot, settings, types);
+      this.#sampleTypes(slot, types);
       this.#samples++;
       this.#suspects = this.#evaluate(now, settings);
     } catch (error) {
@@ -163,13 +166,11 @@ export class GrowthDetector {
     }
   }
 
-  #tally(): Map<string, Tally> {
+  #tally(types: readonly TypeCount[]): Map<string, Tally> {
     const tallies = new Map<string, Tally>();
-    // Timers cleared since the tracker's last sweep would otherwise count as live.
-    this.#tracker.sweep();
     if (this.#tracker.mode === 'counts' || this.#tracker.mode === 'off') {
       // No stacks: the types are the groups.
-      for (const count of this.#tracker.typeCounts(false)) {
+      for (const count of types) {
         tallies.set(count.type, {
           type: count.type,
           labels: emptyLabels,
@@ -200,8 +201,8 @@ export class GrowthDetector {
     return tallies;
   }
 
-  #sampleGroups(slot: number, settings: LeakDetectionSettings): void {
-    const tallies = this.#tally();
+  #sampleGroups(slot: number, settings: LeakDetectionSettings, types: readonly TypeCount[]): void {
+    const tallies = this.#tally(types);
     for (const group of this.#groups.values()) group.values[slot] = 0;
     this.#unfollowed = 0;
     for (const [key, tally] of tallies) {
@@ -258,9 +259,9 @@ export class GrowthDetector {
     return true;
   }
 
-  #sampleTypes(slot: number): void {
+  #sampleTypes(slot: number, types: readonly TypeCount[]): void {
     for (const values of this.#types.values()) values[slot] = 0;
-    for (const count of this.#tracker.typeCounts(false)) {
+    for (const count of types) {
       let values = this.#types.get(count.type);
       if (values === undefined) {
         values = new Float32Array(this.#capacity);

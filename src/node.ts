@@ -75,11 +75,6 @@ function applyTracking(options: ResolvedOptions): void {
   });
 }
 
-/** Marks the tracker as configured by the app, so that mounting does not override it. */
-export function markTrackingConfigured(): void {
-  trackingConfigured = true;
-}
-
 export interface MountedTaskprof {
   readonly options: ResolvedOptions;
   readonly handler: DebugHandler;

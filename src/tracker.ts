@@ -229,10 +229,6 @@ export class Tracker {
     }
   }
 
-  stop(): void {
-    this.configure({ ...this.#settings, mode: 'off' });
-  }
-
   #installPromiseHook(): void {
     const settled = this.#settledHook ? this.#onPromiseSettled : undefined;
     const labels = this.#labelsOn ? { before: this.#onPromiseBefore, after: this.#onAfter } : {};

@@ -7,7 +7,7 @@ import { emptyLabels, formatLabels } from '../labels.js';
 import { formatAge, frameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
 import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
-import { JSON_TYPE, PPROF, TEXT, pprofFrame } from './tasks.js';
+import { JSON_TYPE, PPROF, TEXT, pprofStack } from './tasks.js';
 
 export const MSG_LEAKS_OFF = 'leaks is not available: the leakDetection option is false (no growth detector runs)';
 
@@ -91,7 +91,7 @@ function leaksPprof(detector: GrowthDetector): Uint8Array {
     period: 1,
     samples: detector.suspects().map((s) => ({
       values: [Math.round(s.count)],
-      frames: s.stack === undefined ? [{ functionName: `(${s.type}: stack not recorded)`, file: '', line: 0, column: 0 }] : framesOf(s.stack).map(pprofFrame),
+      frames: pprofStack(s.type, s.stack === undefined ? [] : framesOf(s.stack)),
       labels: { ...s.labels, type: s.type, growth_per_minute: rate(s.growthPerMinute) },
     })),
   });

@@ -189,8 +189,13 @@ export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitB
 }
 
 // go tool pprof blanks names written like `<anonymous>`; Chrome's spelling survives.
-export function pprofFrame(frame: StackFrame): StackFrame {
+function pprofFrame(frame: StackFrame): StackFrame {
   return frame.functionName === '<anonymous>' ? { ...frame, functionName: '(anonymous)' } : frame;
+}
+
+/** A group's frames for a pprof sample; a task without a recorded stack still needs a location to be counted. */
+export function pprofStack(type: string, frames: readonly StackFrame[]): StackFrame[] {
+  return frames.length > 0 ? frames.map(pprofFrame) : [{ functionName: `(${type}: stack not recorded)`, file: '', line: 0, column: 0 }];
 }
 
 function tasksPprof(groups: TaskGroup[], deltaSeconds?: number): Uint8Array {
@@ -201,8 +206,7 @@ function tasksPprof(groups: TaskGroup[], deltaSeconds?: number): Uint8Array {
     period: 1,
     samples: groups.map((g) => ({
       values: [g.count],
-      // A task without a recorded stack still needs a location to be counted.
-      frames: g.stack.length > 0 ? g.stack.map(pprofFrame) : [{ functionName: `(${g.type}: stack not recorded)`, file: '', line: 0, column: 0 }],
+      frames: pprofStack(g.type, g.stack),
       labels: g.detail ? { ...g.labels, type: g.type, detail: g.detail } : { ...g.labels, type: g.type },
     })),
   });
