@@ -24,7 +24,6 @@
 //   the per-round ratios (each variant against `none` of the same round).
 //
 // Results: a markdown table on stdout, and bench/results/overhead-<framework>.json.
-import { createHook } from 'node:async_hooks';
 import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -35,15 +34,17 @@ import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // `--variants a,b` replaces the list; `none` always comes first.
-let VARIANTS = ['none', 'counts', 'sampled', 'full', 'why-is-node-running-hook'];
+let VARIANTS = ['none', 'counts', 'sampled', 'full', 'why-is-node-running'];
 const FRAMEWORKS = ['express', 'fastify'];
 
 // ---------------------------------------------------------------------------
 // Child: one server, one variant. Talks to the parent over IPC only.
 
 async function child(framework, variant) {
-  // Installed before the framework loads, as `import 'why-is-node-running'` would be.
-  if (variant === 'why-is-node-running-hook') installWhyIsNodeRunningHook();
+  // The real package (a devDependency): importing it enables its hook, which
+  // captures a stack for every async resource except promises. Imported before
+  // the framework loads, as its README says.
+  if (variant === 'why-is-node-running') await import('why-is-node-running');
 
   // `sampled:256/heapoff` adds heapSampling: 'off'.
   const [spec, flag] = variant.split('/');
@@ -107,7 +108,6 @@ async function child(framework, variant) {
 
 // Live-record counts after the load, as a sanity check for leaks in the hooks.
 async function childStats(variant) {
-  if (variant === 'why-is-node-running-hook') return { liveRecords: whyActive.size };
   if (variant === 'none') return {};
   try {
     const taskprof = await import('taskprof');
@@ -115,33 +115,6 @@ async function childStats(variant) {
   } catch (error) {
     return { error: String(error) };
   }
-}
-
-// Mirrors the hook that why-is-node-running installs (its package is not
-// installed here): an async_hooks init capturing the creation stack of every
-// resource except promises (and the old TIMERWRAP), as structured call sites the
-// way its `stackback` / `captureStackTraces` helpers do, kept in a Map until the
-// resource's destroy hook deletes it.
-const whyActive = new Map();
-function installWhyIsNodeRunningHook() {
-  const captureStackTraces = () => {
-    const target = {};
-    const original = Error.prepareStackTrace;
-    Error.prepareStackTrace = (_error, callSites) => callSites;
-    Error.captureStackTrace(target, captureStackTraces);
-    const callSites = target.stack; // read while prepareStackTrace is swapped
-    Error.prepareStackTrace = original;
-    return callSites;
-  };
-  createHook({
-    init(asyncId, type, _triggerAsyncId, resource) {
-      if (type === 'TIMERWRAP' || type === 'PROMISE') return;
-      whyActive.set(asyncId, { type, stacks: captureStackTraces().slice(1), resource });
-    },
-    destroy(asyncId) {
-      whyActive.delete(asyncId);
-    },
-  }).enable();
 }
 
 // ---------------------------------------------------------------------------

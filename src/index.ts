@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { tracker, defaultTrackerSettings, trackingModes, type TrackerSettings, type TypeCount } from './tracker.js';
-import { extendLabels, runWithLabels, type Labels } from './labels.js';
+import { extendLabels, ownWork, runWithLabels, type Labels } from './labels.js';
 import { createTasksProfile } from './profiles/tasks.js';
 import { configureTracking } from './node.js';
 
@@ -69,7 +69,12 @@ export interface WriteProfileOptions {
  * Writes a profile to `writable` without ending it (Go's
  * pprof.Lookup(name).WriteTo). The only profile so far is `tasks`.
  */
-export async function writeProfile(name: 'tasks', writable: Writable, options: WriteProfileOptions = {}): Promise<void> {
+export function writeProfile(name: 'tasks', writable: Writable, options: WriteProfileOptions = {}): Promise<void> {
+  // taskprof's own work: its promises are not the app's tasks.
+  return runWithLabels(ownWork, () => writeTasks(name, writable, options));
+}
+
+async function writeTasks(name: 'tasks', writable: Writable, options: WriteProfileOptions): Promise<void> {
   if (name !== 'tasks') throw new TypeError(`writeProfile: unknown profile ${JSON.stringify(name)}; known: tasks`);
   const debug = options.debug ?? 0;
   if (debug !== 0 && debug !== 1 && debug !== 2) throw new TypeError('writeProfile: debug must be 0, 1 or 2');

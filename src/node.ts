@@ -93,15 +93,18 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   const engine = loadEngine(resolved.engine);
   applyTracking(resolved);
   tracker.routes.limit = resolved.maxRoutes;
-  applyLeakDetection(resolved);
-  if (resolved.dumpOnSignal !== undefined) installDumpOnSignal(resolved.dumpOnSignal, resolved.dumpPath);
-  startRuntimeStats();
-  // The heap profile shows what is live now only if sampling began before.
-  if (resolved.heapSampling !== 'off') {
-    heapSampler.start(engine, resolved.heapSamplingInterval, resolved.heapSampling === 'allocs').catch((error: unknown) => {
-      console.error('taskprof: could not start the sampling heap profiler; /pprof/heap will say why:', (error as Error).message);
-    });
-  }
+  // taskprof's own timers, histogram and profiler session are not the app's tasks.
+  runWithLabels(ownWork, () => {
+    applyLeakDetection(resolved);
+    if (resolved.dumpOnSignal !== undefined) installDumpOnSignal(resolved.dumpOnSignal, resolved.dumpPath);
+    startRuntimeStats();
+    // The heap profile shows what is live now only if sampling began before.
+    if (resolved.heapSampling !== 'off') {
+      heapSampler.start(engine, resolved.heapSamplingInterval, resolved.heapSampling === 'allocs').catch((error: unknown) => {
+        console.error('taskprof: could not start the sampling heap profiler; /pprof/heap will say why:', (error as Error).message);
+      });
+    }
+  });
   const handler = createDebugHandler(resolved, engine);
   const inFlight = new Set<AbortController>();
   return {

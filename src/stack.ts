@@ -22,11 +22,15 @@ export interface StackEntry {
 
 // Frames kept per stack after Node's and taskprof's own frames are dropped.
 const keptFrames = 24;
-// Frames V8 walks. Each costs about 0.5 µs (walk and format), so this is the
-// cost of a capture. Hooks inside Node (full mode: async_hooks init under
-// http.request -> net.connect -> TCP wrap is about 12 frames deep) need more
-// than wrappers, which capture right at the caller's frame.
-export const deepCaptureDepth = 40;
+// Frames V8 walks per capture; walking one costs 0.2 to 0.5 µs in optimized
+// code (measured in a Fastify app), formatting it as much again. \`sampled\`'s
+// wrappers capture right at the caller's frame and format at once (few tasks
+// have a record). \`full\` captures every task raw in its hooks and formats
+// only the stacks that are read, with enough frames for the user's frame and
+// a few callers: a promise's creator is the first frame under the hook; a
+// timer's is 4 frames down, a client socket's about 12.
+export const promiseCaptureDepth = 8;
+export const resourceCaptureDepth = 16;
 export const shallowCaptureDepth = 20;
 // Shown when every frame is Node's own, so that the task is still recognisable.
 const internalFallbackFrames = 3;
@@ -90,8 +94,22 @@ function stackKeyOf(_error: Error, sites: NodeJS.CallSite[]): string {
   return key;
 }
 
-interface StackHolder {
+/** An object given to Error.captureStackTrace. */
+export interface StackHolder {
   stack?: string;
+}
+
+function withStackSettings<T>(depth: number, prepare: typeof Error.prepareStackTrace, fn: () => T): T {
+  const savedLimit = Error.stackTraceLimit;
+  const savedPrepare = Error.prepareStackTrace;
+  Error.stackTraceLimit = depth;
+  Error.prepareStackTrace = prepare;
+  try {
+    return fn();
+  } finally {
+    Error.stackTraceLimit = savedLimit;
+    Error.prepareStackTrace = savedPrepare;
+  }
 }
 
 /**
@@ -99,18 +117,20 @@ interface StackHolder {
  * `above`, as a key string; OWN_TASK when taskprof's own code created it.
  */
 export function captureStackKey(above: Function, depth: number): string {
-  const savedLimit = Error.stackTraceLimit;
-  const savedPrepare = Error.prepareStackTrace;
-  Error.stackTraceLimit = depth;
-  Error.prepareStackTrace = stackKeyOf as typeof Error.prepareStackTrace;
-  const holder: StackHolder = {};
-  try {
+  return withStackSettings(depth, stackKeyOf as typeof Error.prepareStackTrace, () => {
+    const holder: StackHolder = {};
     Error.captureStackTrace(holder, above);
     return holder.stack ?? '';
-  } finally {
-    Error.stackTraceLimit = savedLimit;
-    Error.prepareStackTrace = savedPrepare;
-  }
+  });
+}
+
+/**
+ * The key of a stack captured with Error.captureStackTrace but not read yet
+ * (V8 walks the frames then, and formats them only when \`stack\` is first
+ * read); OWN_TASK when taskprof's own code created it.
+ */
+export function rawStackKey(raw: StackHolder): string {
+  return withStackSettings(Error.stackTraceLimit, stackKeyOf as typeof Error.prepareStackTrace, () => (raw as StackHolder).stack ?? '');
 }
 
 /** Interned stacks shared by the records that have them. */

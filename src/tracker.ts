@@ -6,7 +6,7 @@ import v8 from 'node:v8';
 import { inspect } from 'node:util';
 import net from 'node:net';
 import http from 'node:http';
-import { captureStackKey, deepCaptureDepth, OWN_TASK, shallowCaptureDepth, StackTable, type StackEntry } from './stack.js';
+import { captureStackKey, promiseCaptureDepth, resourceCaptureDepth, OWN_TASK, rawStackKey, shallowCaptureDepth, StackTable, type StackHolder, type StackEntry } from './stack.js';
 import { labelContext, ownWork, type LabelSet } from './labels.js';
 import { installInstrumentation, uninstallInstrumentation } from './instrument.js';
 import { RouteTally } from './routes.js';
@@ -25,10 +25,11 @@ export interface TaskRecord {
   readonly parentId: number;
   /** Type of that parent, kept so a listing can name it after it ended. */
   readonly parentType: string;
-  /** Where that parent was created, when it has a stack. */
+  /** Where that parent was created, when known. */
   readonly parentStack: StackEntry | undefined;
   /** How many tasks this record stands for in grouped listings (1 unless sampled). */
   readonly weight: number;
+  /** Where the task was created; formatted on first read under `full` (see TrackedTask). */
   readonly stack: StackEntry | undefined;
   readonly labels: LabelSet | undefined;
   /** Weak: state detail is read at listing time and must not keep the resource alive. */
@@ -108,7 +109,93 @@ const activeResourceTypes: Record<string, string> = {
 
 const kRecord = Symbol('taskprof.record');
 const kLabels = Symbol('taskprof.labels');
-type Marked = { [kRecord]?: TaskRecord; [kLabels]?: LabelSet };
+// A `full` record's creation stack, captured but not formatted yet.
+const kStackHolder = Symbol('taskprof.rawStack');
+type Marked = { [kRecord]?: TrackedTask; [kLabels]?: LabelSet; [kStackHolder]?: StackHolder };
+
+// How often `full` formats the creation stacks of tasks still live. A stack is
+// captured raw (cheap) and formatted when first read; a task that ends first
+// never pays for formatting. The raw stack lives on the task's own object, so
+// once the object is collected it is gone: formatting live ones every second
+// keeps the site of promises abandoned and collected later (V8 frees objects
+// registered in a FinalizationRegistry only in full collections).
+const stackFormatMs = 1000;
+
+/** Formats a record's raw stack into the tracker's table; set by the tracker. */
+type StackResolver = (record: TrackedTask, raw: StackHolder | undefined) => StackEntry | undefined;
+
+class TrackedTask implements TaskRecord {
+  readonly id: number;
+  readonly type: string;
+  readonly createdAt: number;
+  readonly parentId: number;
+  readonly parentType: string;
+  readonly weight: number;
+  readonly labels: LabelSet | undefined;
+  readonly resource: WeakRef<object> | undefined;
+  readonly asyncId: number;
+  live = true;
+  /** Live records whose parent this is: when it ends before them, its stack is formatted then. */
+  liveChildren = 0;
+  #stack: StackEntry | undefined;
+  #resolver: StackResolver | undefined;
+  // Cleared when this record ends, so that records never form chains.
+  #parent: TrackedTask | undefined;
+
+  constructor(
+    id: number, type: string, weight: number, labels: LabelSet | undefined, resource: object | undefined,
+    asyncId: number, parent: TrackedTask | undefined, stack: StackEntry | undefined, resolver: StackResolver | undefined,
+  ) {
+    this.id = id;
+    this.type = type;
+    this.createdAt = Date.now();
+    this.parentId = parent?.id ?? 0;
+    this.parentType = parent?.type ?? '';
+    this.weight = weight;
+    this.labels = labels;
+    this.resource = resource === undefined ? undefined : new WeakRef(resource);
+    this.asyncId = asyncId;
+    this.#parent = parent;
+    this.#stack = stack;
+    this.#resolver = resolver;
+  }
+
+  get stack(): StackEntry | undefined {
+    if (this.#resolver !== undefined) this.resolveStack();
+    return this.#stack;
+  }
+
+  get parentStack(): StackEntry | undefined {
+    return this.#parent?.stack;
+  }
+
+  get stackPending(): boolean {
+    return this.#resolver !== undefined;
+  }
+
+  /** Formats the raw stack, if still reachable on the task's object. */
+  resolveStack(): void {
+    const resolver = this.#resolver;
+    if (resolver === undefined) return;
+    this.#resolver = undefined;
+    const target = this.resource?.deref() as Marked | undefined;
+    const raw = target?.[kStackHolder];
+    if (target !== undefined) target[kStackHolder] = undefined;
+    this.#stack = resolver(this, raw);
+  }
+
+  /** Called when the record ends: lets go of the parent and says what the stack was. */
+  detach(): StackEntry | undefined {
+    if (this.#parent !== undefined) {
+      this.#parent.liveChildren--;
+      this.#parent = undefined;
+    }
+    // An unformatted stack is kept only when a child still needs it as its creator's.
+    if (this.#resolver !== undefined && this.liveChildren > 0) this.resolveStack();
+    this.#resolver = undefined;
+    return this.#stack;
+  }
+}
 
 // How often, in `sampled` mode, records of timers are checked for having fired
 // or been cleared (timers end without an event the wrappers could see).
@@ -120,8 +207,8 @@ const promiseDutyPeriodMs = 10_000;
 
 export class Tracker {
   #settings: TrackerSettings = { ...defaultTrackerSettings, mode: 'off' };
-  #live = new Map<string, Map<number, TaskRecord>>();
-  #byAsyncId = new Map<number, TaskRecord>();
+  #live = new Map<string, Map<number, TrackedTask>>();
+  #byAsyncId = new Map<number, TrackedTask>();
   #counters = new Map<string, Counters>();
   #stacks = new StackTable();
   #recordCount = 0;
@@ -129,6 +216,8 @@ export class Tracker {
   #nextId = 1;
   #countdown = 1;
   #captureStacks = false;
+  // `full`: raw stacks, captured in the hooks and formatted when read.
+  #rawStacks = false;
   #labelsOn = false;
   #stopPromiseHook: (() => void) | undefined;
   #resourceHook: asyncHooks.AsyncHook | undefined;
@@ -144,7 +233,23 @@ export class Tracker {
   // A promise collected without a settled hook having seen it settle. Only
   // `full` has that hook; elsewhere a collected promise may well have settled
   // first (the 2 s sweep misses short-lived ones), so it just ends.
-  #finalization = new FinalizationRegistry<TaskRecord>((record) => this.#end(record, this.#settledHook));
+  // Registered without an unregister token (a token costs about 0.5 µs per
+  // promise): a record that ended first is simply not live when this runs.
+  #finalization = new FinalizationRegistry<TrackedTask>((record) => this.#end(record, this.#settledHook));
+  #stackFormat: NodeJS.Timeout | undefined;
+  #resolveStack: StackResolver = (record, raw) => {
+    if (raw === undefined) return undefined;
+    try {
+      const key = rawStackKey(raw);
+      if (key !== OWN_TASK) return this.#stacks.acquire(key);
+      // Made by taskprof outside its own-work scope: not the app's. Counted as
+      // completed rather than uncounted, so that counters never go down.
+      this.#end(record, false);
+    } catch {
+      // A stack that cannot be formatted is left out.
+    }
+    return undefined;
+  };
   #startedAt = 0;
   // Live handles by type from process.getActiveResourcesInfo(), read in the
   // background sweep (it walks every handle), so a scrape only reads numbers.
@@ -192,6 +297,7 @@ export class Tracker {
     const { mode } = settings;
     if (mode === 'off') return;
     this.#captureStacks = mode === 'full' || mode === 'sampled';
+    this.#rawStacks = mode === 'full';
     this.#labelsOn = this.#captureStacks;
     this.#startedAt = Date.now();
     // Only `full` installs a settled hook (each promise hook is a call from V8
@@ -209,6 +315,9 @@ export class Tracker {
     if (dutyCycled) this.#promiseWatchOn();
     else this.#installPromiseHook();
     if (mode === 'full') {
+      // Started before the hook, so that it is not one of the app's tasks.
+      this.#stackFormat = setInterval(() => this.#formatLiveStacks(), stackFormatMs);
+      this.#stackFormat.unref();
       this.#resourceHook = asyncHooks.createHook({
         init: this.#onResourceInit,
         destroy: this.#onResourceDestroy,
@@ -257,6 +366,8 @@ export class Tracker {
     this.#instrumented = false;
     clearInterval(this.#timerSweep);
     this.#timerSweep = undefined;
+    clearInterval(this.#stackFormat);
+    this.#stackFormat = undefined;
     clearTimeout(this.#dutyTimer);
     this.#dutyTimer = undefined;
     this.#dutyFactor = 1;
@@ -267,15 +378,14 @@ export class Tracker {
     if (this.#savedLabels.length > 0) labelContext.current = this.#savedLabels[0];
     this.#savedLabels = [];
     this.#captureStacks = false;
+    this.#rawStacks = false;
     this.#labelsOn = false;
   }
 
   #reset(): void {
     for (const records of this.#live.values()) {
-      for (const record of records.values()) {
-        record.live = false;
-        this.#finalization.unregister(record);
-      }
+      // Pending finalization callbacks find these records not live.
+      for (const record of records.values()) record.live = false;
     }
     this.#live.clear();
     this.#byAsyncId.clear();
@@ -316,14 +426,22 @@ export class Tracker {
       if (--this.#countdown > 0) return;
       this.#countdown = this.#nextGap();
       const weight = this.#settings.mode === 'full' ? 1 : this.#settings.samplingInterval;
-      // Without a settled hook, the record looks at its promise (weakly) to see whether it settled.
-      const watched = this.#settledHook ? undefined : promise;
-      const record = this.#record(PROMISE_TYPE, weight, this.#captureStacks, this.#onPromiseInit, 0, watched);
+      // The record looks at its promise (weakly) to see whether it settled
+      // (without a settled hook), and to find its raw stack (`full`).
+      // The raw stack is captured right here: each frame V8 walks (ours too) costs.
+      let raw: StackHolder | undefined;
+      if (this.#rawStacks) {
+        const savedLimit = Error.stackTraceLimit;
+        Error.stackTraceLimit = promiseCaptureDepth;
+        Error.captureStackTrace((raw = {}), this.#onPromiseInit);
+        Error.stackTraceLimit = savedLimit;
+      }
+      const record = this.#record(PROMISE_TYPE, weight, this.#captureStacks, this.#onPromiseInit, 0, promise, raw);
       // taskprof's own promise: not the app's, so not counted as created either.
       if (record === null) this.#promiseCounters.created -= this.#dutyFactor;
       if (!record) return;
       (promise as Marked)[kRecord] = record;
-      this.#finalization.register(promise, record, record);
+      this.#finalization.register(promise, record);
     } catch {
       // Never throw into the app.
     }
@@ -333,7 +451,6 @@ export class Tracker {
     const record = (promise as Marked)[kRecord];
     if (record === undefined) return;
     try {
-      this.#finalization.unregister(record);
       this.#end(record, false);
     } catch {
       // Never throw into the app.
@@ -388,7 +505,12 @@ export class Tracker {
         return;
       }
       if (labels === ownWork) return;
-      const record = this.#record(type, 1, true, this.#onResourceInit, asyncId, resource);
+      const savedLimit = Error.stackTraceLimit;
+      Error.stackTraceLimit = type === 'Timeout' || type === 'Immediate' ? promiseCaptureDepth : resourceCaptureDepth;
+      const raw: StackHolder = {};
+      Error.captureStackTrace(raw, this.#onResourceInit);
+      Error.stackTraceLimit = savedLimit;
+      const record = this.#record(type, 1, true, this.#onResourceInit, asyncId, resource, raw);
       // taskprof's own resources (its timers, its histogram) are not the app's tasks.
       if (record !== null) this.#countersOf(type).created++;
       if (record) {
@@ -414,34 +536,29 @@ export class Tracker {
     hook: Function,
     asyncId: number,
     resource: object | undefined,
-  ): TaskRecord | undefined | null {
+    raw?: StackHolder,
+  ): TrackedTask | undefined | null {
     if (this.#recordCount >= this.#settings.maxTasks) {
       this.#dropped++;
       return undefined;
     }
     let stack: StackEntry | undefined;
-    if (stacked) {
-      const key = captureStackKey(hook, this.#settings.mode === 'full' ? deepCaptureDepth : shallowCaptureDepth);
+    let resolver: StackResolver | undefined;
+    if (raw !== undefined && resource !== undefined) {
+      // `full`: every task has a record, captured now and formatted only if read.
+      (resource as Marked)[kStackHolder] = raw;
+      resolver = this.#resolveStack;
+    } else if (stacked) {
+      const key = captureStackKey(hook, shallowCaptureDepth);
       if (key === OWN_TASK) return null;
       stack = this.#stacks.acquire(key);
     }
-    const parent = this.#runningTask();
+    let parent = this.#runningTask();
+    if (parent !== undefined && parent.live) parent.liveChildren++;
+    else parent = undefined;
     const labels = this.#labelsOn ? labelContext.current : undefined;
     labels?.resolve();
-    const record: TaskRecord = {
-      id: this.#nextId++,
-      type,
-      createdAt: Date.now(),
-      parentId: parent?.id ?? 0,
-      parentType: parent?.type ?? '',
-      parentStack: parent?.stack,
-      weight,
-      stack,
-      labels,
-      resource: resource === undefined ? undefined : new WeakRef(resource),
-      asyncId,
-      live: true,
-    };
+    const record = new TrackedTask(this.#nextId++, type, weight, labels, resource, asyncId, parent, stack, resolver);
     let records = this.#live.get(type);
     if (records === undefined) {
       records = new Map();
@@ -455,19 +572,20 @@ export class Tracker {
   }
 
   // The task whose callback or continuation is running now, if it has a record.
-  #runningTask(): TaskRecord | undefined {
+  #runningTask(): TrackedTask | undefined {
     const resource = asyncHooks.executionAsyncResource() as Marked | undefined;
     const marked = resource?.[kRecord];
     if (marked !== undefined) return marked;
     return this.#byAsyncId.get(asyncHooks.executionAsyncId());
   }
 
-  #end(record: TaskRecord, abandoned: boolean): void {
+  #end(record: TrackedTask, abandoned: boolean): void {
     if (!record.live) return;
     record.live = false;
     const records = this.#live.get(record.type);
     if (records === undefined || !records.delete(record.id)) return;
     this.#recordCount--;
+    const stack = record.detach();
     const counters = this.#countersOf(record.type);
     const count = record.type === PROMISE_TYPE ? record.weight : 1;
     counters.live -= count;
@@ -476,11 +594,16 @@ export class Tracker {
       this.#noteAbandoned(record, count);
     } else counters.completed += count;
     if (record.labels !== undefined) this.routes.remove(record.labels, record.weight);
-    if (record.stack !== undefined) this.#stacks.release(record.stack);
+    if (stack !== undefined) this.#stacks.release(stack);
     if (record.asyncId !== 0) this.#byAsyncId.delete(record.asyncId);
   }
 
-  #noteAbandoned(record: TaskRecord, count: number): void {
+  // `full`: formats the stacks of live tasks not read yet (see stackFormatMs).
+  #formatLiveStacks(): void {
+    for (const records of this.#live.values()) for (const record of records.values()) record.resolveStack();
+  }
+
+  #noteAbandoned(record: TrackedTask, count: number): void {
     const key = `${record.type}\0${record.stack?.key ?? ''}\0${record.labels?.key ?? ''}`;
     let site = this.#abandonedSites.get(key);
     if (site === undefined) {
@@ -549,7 +672,7 @@ export class Tracker {
   }
 
   // `sampled` and `counts` modes: sampled promises whose settling no hook reported.
-  #sweepSettledPromises(records: Map<number, TaskRecord>): void {
+  #sweepSettledPromises(records: Map<number, TrackedTask>): void {
     for (const record of records.values()) {
       const promise = record.resource?.deref();
       if (promise !== undefined && !isPending(promise)) this.#end(record, false);

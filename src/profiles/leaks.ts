@@ -46,7 +46,7 @@ function leaksText(detector: GrowthDetector, tracker: Tracker, now: number): str
     for (const site of sites) {
       const labels = formatLabels(site.labels?.values ?? emptyLabels);
       out += `${Math.round(site.count)} @ ${site.type} last ${formatAge(now - site.lastAt)} ago${labels ? ' ' + labels : ''}\n`;
-      out += site.stack === undefined ? '#\t(stack not recorded)\n' : frameLines(framesOf(site.stack));
+      out += site.stack === undefined ? '#\t(no stack: collected before it was formatted, within about a second of creation)\n' : frameLines(framesOf(site.stack));
       out += '\n';
     }
     if (unsited > 0) out += `${Math.round(unsited)} more abandoned at sites not kept (too many sites)\n`;
