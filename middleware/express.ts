@@ -22,9 +22,18 @@ function routeOf(ref: WeakRef<ExpressRequest>): Labels | undefined {
   return { route: (req!.baseUrl ?? '') + path };
 }
 
-export default function taskprof(options?: TaskprofOptions) {
+export interface TaskprofMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void;
+  /**
+   * Unmounts: aborts debug requests in flight and, when no other mount is
+   * open, stops tracking and every timer, hook and listener taskprof started.
+   */
+  close(): Promise<void>;
+}
+
+export default function taskprof(options?: TaskprofOptions): TaskprofMiddleware {
   const taskprof = mount(options);
-  return function taskprofMiddleware(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void {
+  const middleware = function taskprofMiddleware(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void {
     const request = req as ExpressRequest;
     if (taskprof.handler.matches(request.url)) {
       taskprof.serve(request, res, request, request.url);
@@ -34,4 +43,5 @@ export default function taskprof(options?: TaskprofOptions) {
     const ref = new WeakRef(request);
     taskprof.runLabelled({ method: request.method ?? 'GET' }, next, () => routeOf(ref));
   };
+  return Object.assign(middleware, { close: () => taskprof.unmount() });
 }

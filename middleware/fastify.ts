@@ -30,6 +30,7 @@ const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance
     taskprof.abortInFlight();
     closing();
   });
+  fastify.addHook('onClose', async () => taskprof.unmount());
 
   // Only taskprof's own paths, so the app keeps the rest of the prefix.
   for (const path of taskprof.handler.routes) fastify.all(path, serve);

@@ -12,9 +12,18 @@ export type NextHandler = () => void;
  * `const debug = taskprof(options)`, then in your server:
  * `debug(req, res, () => app(req, res))`. Without `next`, other paths get 404.
  */
-export default function taskprof(options?: TaskprofOptions) {
+export interface TaskprofHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: NextHandler): void;
+  /**
+   * Unmounts: aborts debug requests in flight and, when no other mount is
+   * open, stops tracking and every timer, hook and listener taskprof started.
+   */
+  close(): Promise<void>;
+}
+
+export default function taskprof(options?: TaskprofOptions): TaskprofHandler {
   const taskprof = mount(options);
-  return function taskprofHandler(req: IncomingMessage, res: ServerResponse, next?: NextHandler): void {
+  const handler = function taskprofHandler(req: IncomingMessage, res: ServerResponse, next?: NextHandler): void {
     if (taskprof.handler.matches(req.url ?? '/')) {
       taskprof.serve(req, res, req);
       return;
@@ -27,6 +36,7 @@ export default function taskprof(options?: TaskprofOptions) {
     }
     taskprof.runLabelled({ method: req.method ?? 'GET' }, next);
   };
+  return Object.assign(handler, { close: () => taskprof.unmount() });
 }
 
 export interface ListenOptions extends TaskprofOptions {
@@ -36,11 +46,12 @@ export interface ListenOptions extends TaskprofOptions {
   host?: string;
 }
 
-/** Serves the debug endpoints on their own port; resolves once listening. */
+/** Serves the debug endpoints on their own port; resolves once listening. Closing the server unmounts. */
 export function listen(options: ListenOptions = {}): Promise<http.Server> {
   const { port = 0, host = '127.0.0.1', ...taskprofOptions } = options;
   const handler = taskprof(taskprofOptions);
   const server = http.createServer((req, res) => handler(req, res));
+  server.once('close', () => void handler.close());
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

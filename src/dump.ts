@@ -24,7 +24,7 @@ export function validateDumpSignal(value: unknown): NodeJS.Signals | undefined {
   return value as NodeJS.Signals;
 }
 
-const installed = new Map<NodeJS.Signals, { path: string | undefined }>();
+const installed = new Map<NodeJS.Signals, { path: string | undefined; listener: () => void }>();
 
 async function dump(signal: NodeJS.Signals, path: string | undefined): Promise<void> {
   const header = `taskprof: task dump on ${signal} at ${new Date().toISOString()}, pid ${process.pid}\n`;
@@ -57,10 +57,8 @@ export function installDumpOnSignal(signal: NodeJS.Signals, path: string | undef
     existing.path = path;
     return;
   }
-  const target = { path };
-  installed.set(signal, target);
   let running = false;
-  process.on(signal, () => {
+  const listener = (): void => {
     if (running) return; // a second signal while the first dump is written adds nothing
     running = true;
     runWithLabels(ownWork, () => dump(signal, target.path))
@@ -70,5 +68,14 @@ export function installDumpOnSignal(signal: NodeJS.Signals, path: string | undef
       .finally(() => {
         running = false;
       });
-  });
+  };
+  const target = { path, listener };
+  installed.set(signal, target);
+  process.on(signal, listener);
+}
+
+/** Removes every listener installDumpOnSignal added (the last mount closing). */
+export function uninstallDumpOnSignal(): void {
+  for (const [signal, { listener }] of installed) process.off(signal, listener);
+  installed.clear();
 }

@@ -3,6 +3,12 @@ import { Session } from 'node:inspector';
 
 let session: Session | undefined;
 
+/** Closes the session (the last mount closing); the next post opens a new one. */
+export function disconnectInspector(): void {
+  session?.disconnect();
+  session = undefined;
+}
+
 /** Sends a DevTools protocol command to this process's own V8. */
 export function post<T = unknown>(method: string, params?: object): Promise<T> {
   if (session === undefined) {

@@ -10,9 +10,10 @@ import { LabelSet, ownWork, runWithLabels, type Labels } from './labels.js';
 import { tracker, defaultTrackerSettings, type TrackerSettings } from './tracker.js';
 import { loadEngine } from './engine.js';
 import { heapSampler } from './profiles/heap.js';
-import { startRuntimeStats } from './vars.js';
+import { startRuntimeStats, stopRuntimeStats } from './vars.js';
 import { defaultLeakDetection, growthDetector } from './growth.js';
-import { installDumpOnSignal } from './dump.js';
+import { installDumpOnSignal, uninstallDumpOnSignal } from './dump.js';
+import { disconnectInspector } from './inspector.js';
 
 /** Starts the growth detector from mount options: the first mount starts it, a mount with settings restarts it. */
 function applyLeakDetection(options: ResolvedOptions): void {
@@ -86,6 +87,29 @@ export interface MountedTaskprof {
   runLabelled<T>(labels: Labels, next: () => T, late?: () => Labels | undefined): T;
   /** Aborts the debug requests in flight (a CPU profile stops at once); for the host's close hook. */
   abortInFlight(): void;
+  /**
+   * Aborts this mount's requests in flight and waits for them; the last mount
+   * to close also stops what mounts share (see releaseShared). Idempotent.
+   */
+  unmount(): Promise<void>;
+}
+
+// Mounts not yet closed: what they share is stopped when the last one closes.
+let openMounts = 0;
+
+// Tracking, the growth detector, the event-loop histogram, the heap sampler,
+// the signal listener and the inspector session: every task taskprof keeps.
+async function releaseShared(): Promise<void> {
+  growthDetector.stop();
+  stopRuntimeStats();
+  uninstallDumpOnSignal();
+  configureTracking({ ...tracker.settings, mode: 'off' });
+  trackingConfigured = false;
+  try {
+    await heapSampler.stop();
+  } finally {
+    disconnectInspector();
+  }
 }
 
 export function mount(options?: TaskprofOptions): MountedTaskprof {
@@ -107,11 +131,23 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   });
   const handler = createDebugHandler(resolved, engine);
   const inFlight = new Set<AbortController>();
+  const handling = new Set<Promise<void>>();
+  openMounts++;
+  let closing: Promise<void> | undefined;
+  const abortInFlight = (): void => {
+    for (const controller of inFlight) controller.abort();
+  };
   return {
     options: resolved,
     handler,
-    abortInFlight() {
-      for (const controller of inFlight) controller.abort();
+    abortInFlight,
+    unmount() {
+      closing ??= runWithLabels(ownWork, async () => {
+        abortInFlight();
+        await Promise.allSettled(handling);
+        if (--openMounts === 0) await releaseShared();
+      });
+      return closing;
     },
     serve(req, res, native, url = req.url ?? '/') {
       const controller = new AbortController();
@@ -120,17 +156,26 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
         inFlight.delete(controller);
         if (!res.writableFinished) controller.abort();
       });
+      // The client may have left before the host handed the request on (an
+      // async middleware ahead of taskprof): 'close' has fired already.
+      if (res.closed || res.destroyed || req.destroyed) {
+        inFlight.delete(controller);
+        controller.abort();
+      }
       const method = req.method ?? 'GET';
-      runWithLabels(ownWork, () =>
-        handler.handle({ method, url, headers: req.headers, remoteAddress: req.socket?.remoteAddress, native, signal: controller.signal }),
-      )
-        .then((response) => writeResponse(res, response, method === 'HEAD'))
-        .catch(() => {
-          if (!res.headersSent) {
-            res.statusCode = 500;
-            res.end(MSG_INTERNAL);
-          } else res.destroy();
-        });
+      const done = runWithLabels(ownWork, () =>
+        handler
+          .handle({ method, url, headers: req.headers, remoteAddress: req.socket?.remoteAddress, native, signal: controller.signal })
+          .then((response) => writeResponse(res, response, method === 'HEAD'))
+          .catch(() => {
+            if (!res.headersSent) {
+              res.statusCode = 500;
+              res.end(MSG_INTERNAL);
+            } else res.destroy();
+          })
+          .finally(() => handling.delete(done)),
+      );
+      handling.add(done);
     },
     labelsEnabled: () => tracker.labelsEnabled,
     runLabelled(labels, next, late) {

@@ -120,6 +120,8 @@ type Marked = { [kRecord]?: TrackedTask; [kLabels]?: LabelSet; [kStackHolder]?: 
 // keeps the site of promises abandoned and collected later (V8 frees objects
 // registered in a FinalizationRegistry only in full collections).
 const stackFormatMs = 1000;
+// Time each pass may take: about 5 µs a stack, so some 4,000 stacks a pass.
+const stackFormatBudgetMs = 20;
 
 /** Formats a record's raw stack into the tracker's table; set by the tracker. */
 type StackResolver = (record: TrackedTask, raw: StackHolder | undefined) => StackEntry | undefined;
@@ -598,9 +600,22 @@ export class Tracker {
     if (record.asyncId !== 0) this.#byAsyncId.delete(record.asyncId);
   }
 
-  // `full`: formats the stacks of live tasks not read yet (see stackFormatMs).
+  // `full`: formats the stacks of live tasks not read yet (see stackFormatMs),
+  // oldest first, for at most stackFormatBudgetMs: a burst of new tasks is
+  // formatted over several passes instead of stalling the app.
   #formatLiveStacks(): void {
-    for (const records of this.#live.values()) for (const record of records.values()) record.resolveStack();
+    const deadline = performance.now() + stackFormatBudgetMs;
+    let sinceCheck = 0;
+    for (const records of this.#live.values()) {
+      for (const record of records.values()) {
+        if (!record.stackPending) continue;
+        record.resolveStack();
+        if (++sinceCheck === 64) {
+          sinceCheck = 0;
+          if (performance.now() > deadline) return;
+        }
+      }
+    }
   }
 
   #noteAbandoned(record: TrackedTask, count: number): void {

@@ -16,6 +16,13 @@ export function startRuntimeStats(): void {
   eluAtStart = performance.eventLoopUtilization();
 }
 
+/** Stops the histogram (the last mount closing). */
+export function stopRuntimeStats(): void {
+  delay?.disable();
+  delay = undefined;
+  eluAtStart = undefined;
+}
+
 const ms = (ns: number) => Math.round(ns / 1e3) / 1e3;
 const beyondResolution = (ns: number) => Math.max(0, Math.round((ns / 1e6 - delayResolutionMs) * 1e3) / 1e3);
 

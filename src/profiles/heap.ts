@@ -48,6 +48,15 @@ export const heapSampler = {
     });
     return this.starting;
   },
+  /** Stops sampling (the last mount closing). */
+  async stop(): Promise<void> {
+    const { engine, starting } = this;
+    this.engine = undefined;
+    this.starting = undefined;
+    if (engine === undefined) return;
+    await starting?.catch(() => undefined);
+    await engine.stopHeapSampling();
+  },
 };
 
 interface Site {

@@ -1,0 +1,425 @@
+// Faults: a client that disconnects in the middle of a CPU profile, a heap
+// snapshot, a delta wait or a debug=2 stream. On each adapter, on a real
+// server on 127.0.0.1: what the request held is released (profiler, snapshot
+// slot and its temporary file, delta slot, the dump's generator), the next
+// request of the same kind succeeds, and the host app still answers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import express from 'express';
+import fastify from 'fastify';
+import { Profile } from 'pprof-format';
+import taskprofExpress from 'taskprof/express';
+import taskprofFastify from 'taskprof/fastify';
+import taskprofHttp from 'taskprof/http';
+import { startTracking, stopTracking, taskCount, trackingSettings } from 'taskprof';
+// Internals, to observe the cleanup itself: the same module instances the
+// adapters use ('taskprof' resolves to dist/ through the package's exports).
+import { post } from '../dist/src/inspector.js';
+import { tracker } from '../dist/src/tracker.js';
+
+const initialTracking = trackingSettings();
+test.after(() => {
+  if (initialTracking.mode === 'off') stopTracking();
+  else startTracking(initialTracking);
+});
+
+const mountOptions = { tracking: 'full', heapSnapshot: true };
+const hostRoute = '/app/ping';
+const hostBody = 'app ok';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves with `promise`, or rejects saying `what` did not happen within `ms`. */
+function within(ms, promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** GET without keep-alive; resolves to { status, headers, body: Buffer }; rejects when no full answer comes within `timeout` ms. */
+function get(url, timeout = 10_000, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no complete answer within ${timeout} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** Starts a GET and destroys the client socket after `ms` (the server has not answered yet). */
+function abortAfter(url, ms, headers = {}) {
+  const req = http.get(url, { agent: false, headers });
+  req.on('error', () => {});
+  let answered;
+  req.on('response', (res) => {
+    answered = res.statusCode;
+    res.resume();
+  });
+  return sleep(ms).then(() => {
+    assert.equal(answered, undefined, `${url} was answered (${answered}) before the client left`);
+    req.destroy();
+  });
+}
+
+/** Starts a GET, reads the first chunk of a 200 body and destroys the socket; resolves to that chunk. */
+function abortAfterFirstChunk(url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: 30_000 }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`${url}: status ${res.statusCode}`));
+        return;
+      }
+      res.once('data', (chunk) => {
+        res.destroy();
+        resolve(chunk);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: no first chunk`)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Server-side view of requests: `next(prefix)` resolves, once a request whose
+ * URL starts with `prefix` arrives, to { res, closed, body }: `closed` settles
+ * when the server's response closes, `body` when taskprof pipes a stream into
+ * it (the stream itself).
+ */
+function observe(server) {
+  const waiting = [];
+  server.on('request', (req, res) => {
+    const index = waiting.findIndex((w) => req.url.startsWith(w.prefix));
+    if (index === -1) return;
+    const [waiter] = waiting.splice(index, 1);
+    const closed = new Promise((resolve) => res.once('close', resolve));
+    const body = new Promise((resolve) => res.once('pipe', resolve));
+    waiter.resolve({ res, closed, body });
+  });
+  return (prefix) => new Promise((resolve) => waiting.push({ prefix, resolve }));
+}
+
+function listening(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function closeServer(server) {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+const adapters = [
+  {
+    name: 'express',
+    async start() {
+      const app = express();
+      app.use(taskprofExpress(mountOptions));
+      app.get(hostRoute, (req, res) => res.send(hostBody));
+      const server = await listening(http.createServer(app));
+      return { server, close: () => closeServer(server) };
+    },
+  },
+  {
+    name: 'node:http (taskprof/http)',
+    async start() {
+      const debug = taskprofHttp(mountOptions);
+      const server = await listening(
+        http.createServer((req, res) =>
+          debug(req, res, () => {
+            res.statusCode = req.url === hostRoute ? 200 : 404;
+            res.end(req.url === hostRoute ? hostBody : 'app 404');
+          }),
+        ),
+      );
+      return { server, close: () => closeServer(server) };
+    },
+  },
+  {
+    name: 'fastify',
+    async start() {
+      const app = fastify();
+      await app.register(taskprofFastify, mountOptions);
+      app.get(hostRoute, async () => hostBody);
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      return {
+        server: app.server,
+        close: async () => {
+          app.server.closeAllConnections();
+          await app.close();
+        },
+      };
+    },
+  },
+];
+
+/** The host app's own route still answers. */
+async function assertHostServes(base) {
+  const res = await get(base + hostRoute, 5000);
+  assert.equal(res.status, 200, 'the host app route answers');
+  assert.equal(res.body.toString(), hostBody);
+}
+
+/** Whether taskprof's inspector session is recording a CPU profile (a probe that stops it if so). */
+async function cpuProfilerRecording() {
+  try {
+    await post('Profiler.stop');
+    return true;
+  } catch (error) {
+    assert.match(error.message, /No recording profiles found/);
+    return false;
+  }
+}
+
+/**
+ * Counts the task records the debug=2 dump reads: wraps tracker.records() for
+ * calls made by the dump's generator (dumpChunks), so that a dump that goes
+ * on after its client left shows as a growing count. Returns { count, length, restore }.
+ */
+function countDumpReads() {
+  const original = tracker.records;
+  const seen = { reads: 0, length: undefined, calls: 0 };
+  const ownBefore = Object.hasOwn(tracker, 'records');
+  tracker.records = function records(...args) {
+    const list = original.apply(this, args);
+    if (!/\bdumpChunks\b/.test(new Error().stack ?? '')) return list;
+    seen.calls++;
+    seen.length = list.length;
+    return new Proxy(list, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) seen.reads++;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+  };
+  return {
+    seen,
+    restore: () => {
+      if (ownBefore) tracker.records = original;
+      else delete tracker.records;
+    },
+  };
+}
+
+for (const adapter of adapters) {
+  test(`faults on ${adapter.name}: a client that leaves mid-request is cleaned up and the next request succeeds`, async (t) => {
+    const app = await adapter.start();
+    const base = `http://127.0.0.1:${app.server.address().port}`;
+    const next = observe(app.server);
+    try {
+      await assertHostServes(base);
+
+      await t.test('CPU profile: the client leaves after 200 ms of a 30 s profile', async () => {
+        const seen = next('/debug/pprof/profile');
+        const aborted = abortAfter(`${base}/debug/pprof/profile?seconds=30`, 200);
+        const server = await seen;
+        await aborted;
+        await within(5000, server.closed, 'the server saw the client leave');
+        // The abort ends the sleep and stops the profiler in a few microtasks and inspector calls.
+        await sleep(250);
+        assert.equal(await cpuProfilerRecording(), false, 'no CPU profile is left recording in the inspector session');
+
+        const started = Date.now();
+        const res = await get(`${base}/debug/pprof/profile?seconds=1`, 10_000);
+        assert.equal(res.status, 200, `the next profile runs (not 429 busy): ${res.body.toString().slice(0, 200)}`);
+        assert.ok(Date.now() - started < 10_000);
+        assert.equal(res.headers['content-disposition'], 'attachment; filename="profile"');
+        const profile = Profile.decode(gunzipSync(res.body));
+        const str = (i) => profile.stringTable.strings[Number(i)];
+        assert.deepEqual(
+          profile.sampleType.map((s) => `${str(s.type)}/${str(s.unit)}`),
+          ['samples/count', 'cpu/nanoseconds'],
+        );
+        assert.equal(await cpuProfilerRecording(), false, 'and that profile stopped too');
+        await assertHostServes(base);
+      });
+
+      await t.test('heap snapshot: the client leaves after the first chunk', async () => {
+        const seen = next('/debug/pprof/heapsnapshot');
+        const first = await abortAfterFirstChunk(`${base}/debug/pprof/heapsnapshot`);
+        assert.ok(first.toString('utf8').startsWith('{"snapshot":'), 'the first chunk is the snapshot');
+        const server = await seen;
+        const body = await within(5000, server.body, 'the snapshot was streamed');
+        await within(5000, server.closed, 'the server saw the client leave');
+        // The file stream is destroyed, which releases the slot and removes the temporary file.
+        if (!body.closed) await within(5000, new Promise((resolve) => body.once('close', resolve)), 'the snapshot file stream closed');
+        assert.equal(body.readableEnded, false, 'the stream was cut short, not read to its end');
+        assert.equal(typeof body.path, 'string');
+        assert.equal(existsSync(path.dirname(body.path)), false, `the temporary snapshot directory ${path.dirname(body.path)} is removed`);
+
+        const res = await get(`${base}/debug/pprof/heapsnapshot`, 60_000);
+        assert.equal(res.status, 200, `the next snapshot is taken (not 429 busy): ${res.body.toString().slice(0, 200)}`);
+        const text = res.body.toString('utf8');
+        assert.ok(text.startsWith('{"snapshot":'), 'starts as a heap snapshot');
+        const snapshot = JSON.parse(text);
+        const { meta, node_count: nodeCount } = snapshot.snapshot;
+        assert.equal(snapshot.nodes.length, nodeCount * meta.node_fields.length, 'complete: every node is there');
+        await assertHostServes(base);
+      });
+
+      await t.test('delta wait: clients leave 200 ms into tasks?seconds=20 and heap?seconds=20', async () => {
+        const seenTasks = next('/debug/pprof/tasks');
+        const seenHeap = next('/debug/pprof/heap');
+        const aborted = [
+          abortAfter(`${base}/debug/pprof/tasks?seconds=20&debug=1`, 200),
+          abortAfter(`${base}/debug/pprof/heap?seconds=20&debug=1`, 200),
+        ];
+        const servers = await Promise.all([seenTasks, seenHeap]);
+        await Promise.all(aborted);
+        await within(5000, Promise.all(servers.map((s) => s.closed)), 'the server saw both clients leave');
+        await sleep(250);
+
+        // maxDeltaWaits is 8: a slot still held by an aborted wait turns one of these into 429.
+        const paths = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? '/debug/pprof/tasks?seconds=1&debug=1' : '/debug/pprof/heap?seconds=1&debug=1'));
+        const arrived = paths.map((p) => next(p.slice(0, p.indexOf('?'))));
+        const waits = paths.map((p) => get(base + p, 10_000));
+        // While the eight wait, a ninth is refused: the cap is what the eight prove free.
+        await within(5000, Promise.all(arrived), 'the eight delta requests reached the server');
+        await sleep(100);
+        const ninth = await get(`${base}/debug/pprof/tasks?seconds=1&debug=1`, 10_000);
+        assert.equal(ninth.status, 429, 'the cap holds: a ninth concurrent delta wait is refused');
+        const results = await Promise.all(waits);
+        assert.deepEqual(
+          results.map((r) => r.status),
+          Array(8).fill(200),
+          results.map((r) => r.body.toString().split('\n')[0]).join(' | '),
+        );
+        assert.match(results[0].body.toString(), /^tasks profile: total \d+.*; delta over 1s: /);
+        assert.match(results[1].body.toString(), /^heap profile: /);
+        await assertHostServes(base);
+      });
+
+      await t.test('debug=2 stream: the client leaves after the first chunk of a 50,000-task dump', async (st) => {
+        const resolvers = [];
+        const counter = countDumpReads();
+        try {
+          for (let i = 0; i < 50_000; i++) new Promise((resolve) => resolvers.push(resolve)); // HELD TASK
+          assert.ok(taskCount() >= 50_000, `tracked tasks: ${taskCount()}`);
+
+          const seen = next('/debug/pprof/tasks');
+          const first = await abortAfterFirstChunk(`${base}/debug/pprof/tasks?debug=2`);
+          assert.match(first.toString('utf8'), /^tasks profile: total \d+/);
+          const server = await seen;
+          const body = await within(5000, server.body, 'the dump was streamed');
+          await within(5000, server.closed, 'the server saw the client leave');
+          if (!body.closed) await within(5000, new Promise((resolve) => body.once('close', resolve)), 'the dump stream closed');
+          assert.equal(body.destroyed, true, 'the dump stream is destroyed');
+          assert.equal(body.readableEnded, false, 'the dump was cut short, not generated to its end');
+          assert.equal(counter.seen.calls, 1);
+          const readsAtClose = counter.seen.reads;
+          await sleep(300);
+          assert.equal(counter.seen.reads, readsAtClose, 'no task is formatted after the client left');
+          assert.ok(readsAtClose < counter.seen.length, `the dump stopped early: ${readsAtClose} of ${counter.seen.length} records read`);
+          st.diagnostic(`dump stopped after reading ${readsAtClose} of ${counter.seen.length} records`);
+          counter.restore();
+
+          const res = await get(`${base}/debug/pprof/tasks?debug=2&format=json`, 60_000);
+          assert.equal(res.status, 200);
+          const dump = JSON.parse(res.body.toString('utf8'));
+          assert.equal(dump.truncated, 0, 'complete: nothing left out');
+          assert.ok(dump.tasks.length >= 50_000, `${dump.tasks.length} tasks listed`);
+          st.diagnostic(`complete dump: ${dump.tasks.length} tasks, ${res.body.length} bytes`);
+          await assertHostServes(base);
+        } finally {
+          counter.restore();
+          for (const resolve of resolvers) resolve();
+        }
+      });
+    } finally {
+      await app.close();
+    }
+  });
+}
+
+// KNOWN BUG (todo until fixed in src/node.ts): serve() starts listening for the
+// response's 'close' only when it is called. A client that leaves while the
+// request is still in the app's hands ahead of taskprof (an async middleware,
+// an async onRequest hook, a host that awaits before calling the handler) has
+// already closed the response by then: the close never comes, the request's
+// AbortSignal never fires, and the CPU profile runs its full length for nobody
+// (the next one is 429) and the delta wait holds its slot to the end (its
+// AbortController also stays in the mount's inFlight set for good). With the
+// default loopback-only access the gone socket's undefined remoteAddress makes
+// it a 403 by accident; with `token` (or `authorize`) it is served. Fastify
+// (an async onRequest hook) does the same; checked by hand, not tested here.
+// Expected: serve() aborts at once when `res` is already closed (res.destroyed
+// or req.socket.destroyed). Remove `todo` once fixed.
+const orphanSeconds = 3;
+const earlyAdapters = [
+  {
+    name: 'express (an async middleware ahead of taskprof)',
+    async start(options) {
+      const app = express();
+      app.use(async (req, res, next) => {
+        await sleep(300); // a session or auth lookup, say
+        next();
+      });
+      app.use(taskprofExpress(options));
+      app.get(hostRoute, (req, res) => res.send(hostBody));
+      const server = await listening(http.createServer(app));
+      return { server, close: () => closeServer(server) };
+    },
+  },
+  {
+    name: 'node:http (the host awaits before calling the handler)',
+    async start(options) {
+      const debug = taskprofHttp(options);
+      const server = await listening(
+        http.createServer(async (req, res) => {
+          await sleep(300);
+          debug(req, res, () => {
+            res.statusCode = req.url === hostRoute ? 200 : 404;
+            res.end(req.url === hostRoute ? hostBody : 'app 404');
+          });
+        }),
+      );
+      return { server, close: () => closeServer(server) };
+    },
+  },
+];
+
+for (const adapter of earlyAdapters) {
+  test(
+    `KNOWN BUG, ${adapter.name}: a client that leaves before taskprof gets its request leaves no CPU profile or delta wait behind`,
+    { todo: 'BUG: serve() in src/node.ts misses a response that closed before it was called (see the comment above)' },
+    async () => {
+      const auth = { Authorization: 'Bearer tok-faults' };
+      const app = await adapter.start({ tracking: 'full', token: 'tok-faults' });
+      const base = `http://127.0.0.1:${app.server.address().port}`;
+      const started = Date.now();
+      try {
+        // Both clients leave 100 ms in, while the app still holds their requests (300 ms).
+        await Promise.all([
+          abortAfter(`${base}/debug/pprof/profile?seconds=${orphanSeconds}`, 100, auth),
+          abortAfter(`${base}/debug/pprof/tasks?seconds=${orphanSeconds}&debug=1`, 100, auth),
+        ]);
+        await sleep(500);
+        const [cpu, ...deltas] = await Promise.all([
+          get(`${base}/debug/pprof/profile?seconds=1`, 10_000, auth),
+          ...Array.from({ length: 8 }, () => get(`${base}/debug/pprof/tasks?seconds=1&debug=1`, 10_000, auth)),
+        ]);
+        assert.deepEqual(
+          { cpu: cpu.status, deltas: deltas.map((r) => r.status) },
+          { cpu: 200, deltas: Array(8).fill(200) },
+          `the gone clients still hold the profiler or a delta slot: ${cpu.body.toString().trim()}`,
+        );
+        assert.equal(await cpuProfilerRecording(), false, 'no CPU profile is left recording');
+        const host = await get(base + hostRoute, 5000);
+        assert.equal(host.status, 200);
+      } finally {
+        // Let an orphaned profile or wait run out before the next test or the end of the file.
+        await sleep(Math.max(0, started + orphanSeconds * 1000 + 700 - Date.now()));
+        await app.close();
+      }
+    },
+  );
+}
