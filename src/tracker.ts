@@ -107,6 +107,24 @@ const activeResourceTypes: Record<string, string> = {
   WriteWrap: 'WRITEWRAP', TCPConnectWrap: 'TCPCONNECTWRAP', PipeConnectWrap: 'PIPECONNECTWRAP',
 };
 
+// Whether an async_hooks hook made with `trackPromises: false` is still called
+// for promises: Node 24 honours the option, Node 20 and 22 ignore it (then
+// such a hook sees every promise, and its before/after run around every
+// promise continuation). Probed once, not read from the version number.
+const resourceHookSeesPromises = ((): boolean => {
+  let seen = false;
+  const probe = asyncHooks.createHook({
+    init: (_id: number, type: string) => {
+      if (type === 'PROMISE') seen = true;
+    },
+    trackPromises: false,
+  } as asyncHooks.HookCallbacks);
+  probe.enable();
+  void Promise.resolve();
+  probe.disable();
+  return seen;
+})();
+
 const kRecord = Symbol('taskprof.record');
 const kLabels = Symbol('taskprof.labels');
 // A `full` record's creation stack, captured but not formatted yet.
@@ -342,7 +360,10 @@ export class Tracker {
 
   #installPromiseHook(): void {
     const settled = this.#settledHook ? this.#onPromiseSettled : undefined;
-    const labels = this.#labelsOn ? { before: this.#onPromiseBefore, after: this.#onAfter } : {};
+    // Where `full`'s resource hook gets every promise anyway (Node 20 and 22),
+    // its before/after already carry labels into promise continuations.
+    const resourceHookCarriesLabels = this.#settings.mode === 'full' && resourceHookSeesPromises;
+    const labels = this.#labelsOn && !resourceHookCarriesLabels ? { before: this.#onPromiseBefore, after: this.#onAfter } : {};
     this.#stopPromiseHook = v8.promiseHooks.createHook({ init: this.#onPromiseInit, settled, ...labels }) as () => void;
   }
 

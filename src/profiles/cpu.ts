@@ -66,8 +66,11 @@ export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, start
   });
 }
 
+// One CPU profile at a time in the process, whatever mount or engine asks:
+// V8 has one sampler, and the mounts share one inspector session.
+let busyUntil = 0;
+
 export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): ProfileDefinition {
-  let busyUntil = 0;
   return {
     name: 'profile',
     aliases: [],

@@ -22,8 +22,11 @@ export function defaultAvailableMemory(): number {
 
 const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
+// One snapshot at a time in the process, whatever mount asks: each needs
+// about twice the used heap.
+let busy = false;
+
 export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () => number): ProfileDefinition {
-  let busy = false;
   return {
     name: 'heapsnapshot',
     aliases: [],
