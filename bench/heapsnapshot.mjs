@@ -2,6 +2,7 @@
 //
 //   npm run build && node bench/heapsnapshot.mjs [--objects 750000] [--strings 75000]
 //       [--rounds 2] [--variants v8-file,v8-stream,fast,slow,stream-fast,stream-slow] [--timeout SECONDS]
+//   node bench/heapsnapshot.mjs --render    # the tables again from bench/results/heapsnapshot.json
 //
 // Goal (issue): a heap snapshot's extra memory beyond V8's own is at most 10 MB
 // (it is streamed).
@@ -34,7 +35,7 @@
 //   headers arrive: before, V8 writes the snapshot to its file (taskprof's
 //   handler calls v8.writeHeapSnapshot); after, taskprof streams the file. The
 //   server samples process.memoryUsage() every 5 ms during the stream (its
-//   event loop is free then): external + arrayBuffers is where stream buffers live.
+//   event loop is free then): `external` (which includes every Buffer) is where stream buffers live.
 // - Reported: the rise of the peak RSS over the RSS just before (after gc),
 //   the snapshot size, the durations; "extra beyond V8's own" is the fast and
 //   slow figures minus v8-file's, medians over --rounds.
@@ -53,6 +54,24 @@ import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+// Which build the figures are of: the commit, and when dist/ was last built
+// (checked again at the end: a rebuild during the run would mix versions).
+function provenance() {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // Not a git checkout.
+  }
+  let distBuilt;
+  try {
+    distBuilt = statSync(path.join(here, '..', 'dist', 'src', 'tracker.js')).mtime.toISOString();
+  } catch {
+    distBuilt = 'unknown';
+  }
+  return { commit, distBuilt };
+}
 const VARIANTS = ['v8-file', 'v8-stream', 'fast', 'slow', 'stream-fast', 'stream-slow'];
 
 // ---------------------------------------------------------------------------
@@ -91,7 +110,7 @@ async function child(objects, strings, snapshotFile, streamOnly) {
     return process.memoryUsage();
   };
 
-  // Stream buffers live in external/arrayBuffers; sampled while the loop is free.
+  // Stream buffers count in `external` (arrayBuffers is a part of it); sampled while the loop is free.
   let sampler;
   const startSampler = () => {
     const base = process.memoryUsage();
@@ -100,7 +119,7 @@ async function child(objects, strings, snapshotFile, streamOnly) {
       // Bytes written but not yet taken by the kernel: the response's and its socket's buffers.
       if (current !== undefined) state.peakQueued = Math.max(state.peakQueued, current.writableLength + (current.socket?.writableLength ?? 0));
       const m = process.memoryUsage();
-      const external = m.external + m.arrayBuffers;
+      const external = m.external;
       state.samples++;
       state.peakExternal = Math.max(state.peakExternal, external);
       state.peakHeapUsed = Math.max(state.peakHeapUsed, m.heapUsed);
@@ -120,7 +139,7 @@ async function child(objects, strings, snapshotFile, streamOnly) {
     sampler = undefined;
     return {
       samples: s.samples,
-      externalRise: s.samples > 0 ? s.peakExternal - (s.base.external + s.base.arrayBuffers) : 0,
+      externalRise: s.samples > 0 ? s.peakExternal - s.base.external : 0,
       peakQueued: s.peakQueued,
       externalDrops: s.drops,
       externalDropped: s.dropped,
@@ -447,6 +466,7 @@ async function main() {
   pinToCpu(process.pid, 1);
 
   const startedAt = Date.now();
+  const build = provenance();
   if (variants.some((v) => v.startsWith('stream-'))) {
     const server = await startServer(settings);
     try {
@@ -465,63 +485,94 @@ async function main() {
       console.error(JSON.stringify(row));
     }
   }
+  const buildAtEnd = provenance();
+  const rebuilt = buildAtEnd.distBuilt !== build.distBuilt || buildAtEnd.commit !== build.commit;
+  const meta = { date: new Date().toISOString().slice(0, 10), node: process.version, build, rebuiltDuringRun: rebuilt, buildAtEnd, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim(), tmpdir: os.tmpdir(), runSeconds: (Date.now() - startedAt) / 1000 };
+  const { snapshotFile, ...kept } = settings;
+  report({ ...meta, settings: kept, variants, measurements: all });
+}
+
+// The tables, from the measurements (also `--render`: again from bench/results/heapsnapshot.json).
+function report(data) {
+  const { settings, variants, measurements: all } = data;
   const pick = (variant, key) => median(all.filter((r) => r.variant === variant).map((r) => r[key]));
   const summary = {};
   for (const variant of variants) {
     const rows = all.filter((r) => r.variant === variant);
     summary[variant] = {};
     for (const key of Object.keys(rows[0])) if (typeof rows[0][key] === 'number') summary[variant][key] = pick(variant, key);
+    if (rows[0].writingPeakRss !== undefined) {
+      summary[variant].writingRise = median(rows.map((r) => r.writingPeakRss - r.startRss));
+      summary[variant].streamingPeakRise = median(rows.map((r) => r.streamingPeakRss - r.startRss));
+      // How far streaming raised the peak above what V8 had already reached in the same process.
+      summary[variant].streamingAboveWriting = median(rows.map((r) => Math.max(0, r.streamingPeakRss - r.writingPeakRss)));
+    }
   }
   const v8own = summary['v8-file'];
   for (const variant of ['fast', 'slow']) {
     if (summary[variant] && v8own) summary[variant].extraBeyondV8 = summary[variant].peakRise - v8own.peakRise;
   }
 
-  const date = new Date().toISOString().slice(0, 10);
-  const mb = (v) => (v === undefined ? '' : (v / 1024 / 1024).toFixed(1) + ' MiB');
+  const mb = (v) => (v === undefined || Number.isNaN(v) ? '' : (v / 1024 / 1024).toFixed(1) + ' MiB');
   const sec = (v) => (v === undefined ? '' : (v / 1000).toFixed(2) + ' s');
   const heapUsed = median(all.map((r) => r.heapUsed));
   const startRss = median(all.map((r) => r.startRss));
-  let out = `Heap snapshot memory, ${date}, Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, tmpdir ${os.tmpdir()}.\n`;
-  out += `Heap: ${settings.objects.toLocaleString('en-US')} small objects and ${settings.strings.toLocaleString('en-US')} strings of 1,000 characters; heapUsed after gc ${mb(heapUsed)}, RSS ${mb(startRss)}. A fresh server process per measurement; medians over ${settings.rounds} rounds. Peak RSS from /proc/<pid>/status (VmHWM reset through clear_refs${all.every((r) => r.hwmReset) ? '' : ' — NOT available here, 2 ms samples only'}, and VmRSS every 2 ms).\n\n`;
-  out += '| variant | snapshot size | duration (to headers) | peak RSS rise over the RSS before | extra beyond V8\'s own (v8-file) | of which after the headers (streaming the file) | server external+arrayBuffers rise while streaming | most bytes queued in the response and socket |\n|---|---:|---:|---:|---:|---:|---:|---:|\n';
+  let out = `Heap snapshot memory, ${data.date}, Node ${data.node}, ${data.cpus} × ${data.cpuModel}, tmpdir ${data.tmpdir}.\n`;
+  if (data.build) {
+    out += `Commit ${data.build.commit}, dist/ built ${data.build.distBuilt}${data.rebuiltDuringRun ? ` — WARNING: dist/ was rebuilt during the run (now ${data.buildAtEnd.commit}, ${data.buildAtEnd.distBuilt}); the figures may mix versions` : ''}.\n`;
+  }
+  out += `Heap: ${settings.objects.toLocaleString('en-US')} small objects and ${settings.strings.toLocaleString('en-US')} strings of 1,000 characters; heapUsed after gc ${mb(heapUsed)}, RSS ${mb(startRss)}. A fresh server process per measurement; medians over ${settings.rounds} rounds. Peak RSS from /proc/<pid>/status (VmHWM reset through clear_refs${all.every((r) => r.hwmReset) ? '' : ' — NOT available here, 2 ms samples only'}, and VmRSS every 2 ms), as a rise over the RSS just before the request.\n\n`;
+  out += '| variant | snapshot size | duration (to headers) | peak RSS rise | extra beyond V8\'s own: minus v8-file\'s peak rise | peak rise while V8 writes (to headers) | peak rise while streaming | streaming above the writing peak, same process | server `external` rise while streaming (Buffers included) | most bytes queued in the response and socket |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
   const names = {
-    'v8-file': 'V8: v8.writeHeapSnapshot() to a file',
+    'v8-file': '(a) V8: v8.writeHeapSnapshot() to a file',
     'v8-stream': 'V8: v8.getHeapSnapshot() piped to a discarding stream',
-    fast: 'taskprof endpoint, fast client',
-    slow: 'taskprof endpoint, slow client (64 KB / 10 ms)',
+    fast: '(b) taskprof endpoint, fast client',
+    slow: '(c) taskprof endpoint, slow client (64 KB / 10 ms)',
     'stream-fast': 'taskprof endpoint, V8 replaced by a file copy (streaming alone), fast client',
     'stream-slow': 'taskprof endpoint, V8 replaced by a file copy (streaming alone), slow client',
   };
   for (const variant of variants) {
     const s = summary[variant];
     const duration = s.headersMs !== undefined ? `${sec(s.ms)} (${sec(s.headersMs)})` : sec(s.ms);
-    const extra = s.extraBeyondV8 !== undefined ? mb(s.extraBeyondV8) : variant === 'v8-file' ? '(reference)' : variant.startsWith('stream-') ? `${mb(s.peakRise)} (no V8 snapshot taken)` : mb(s.peakRise - (v8own?.peakRise ?? NaN));
-    out += `| ${names[variant]} | ${mb(s.bytes)} | ${duration} | ${mb(s.peakRise)} | ${extra} | ${s.streamingRise !== undefined ? mb(s.streamingRise) : ''} | ${s.serverExternalRise !== undefined ? mb(s.serverExternalRise) : ''} | ${s.serverPeakQueued !== undefined ? (s.serverPeakQueued / 1024).toFixed(0) + ' KiB' : ''} |\n`;
+    const extra = s.extraBeyondV8 !== undefined ? mb(s.extraBeyondV8) : variant === 'v8-file' ? '(reference)' : variant.startsWith('stream-') ? 'no V8 snapshot' : mb(s.peakRise - (v8own?.peakRise ?? NaN));
+    const cells = [
+      names[variant],
+      mb(s.bytes),
+      duration,
+      mb(s.peakRise),
+      extra,
+      mb(s.writingRise),
+      mb(s.streamingPeakRise),
+      mb(s.streamingAboveWriting),
+      mb(s.serverExternalRise),
+      s.serverPeakQueued !== undefined ? (s.serverPeakQueued / 1024).toFixed(0) + ' KiB' : '',
+    ];
+    out += `| ${cells.join(' | ')} |\n`;
   }
   const streamed = variants.filter((v) => summary[v].serverExternalRise !== undefined);
   if (streamed.length > 0) {
-    out += `\nWhile streaming, the server's external+arrayBuffers (5 ms samples) fell by more than 1 MiB between two samples ${streamed.map((v) => `${median(all.filter((r) => r.variant === v).map((r) => r.serverExternalDrops))} times (${mb(median(all.filter((r) => r.variant === v).map((r) => r.serverExternalDropped)))} in all) for ${v}`).join(', ')}: read buffers already written, freed only when a GC runs.\n`;
+    out += `\nWhile streaming, the server's \`external\` memory (5 ms samples) fell by more than 1 MiB between two samples ${streamed.map((v) => `${median(all.filter((r) => r.variant === v).map((r) => r.serverExternalDrops))} times (${mb(median(all.filter((r) => r.variant === v).map((r) => r.serverExternalDropped)))} in all) for ${v}`).join(', ')}: read buffers already written, freed only when a GC runs; at most ${(Math.max(...streamed.map((v) => summary[v].serverPeakQueued)) / 1024).toFixed(0)} KiB was ever queued unwritten.\n`;
   }
   if (v8own) {
     out += `\ntaskprof refuses a snapshot (507) when less than 2 × the used heap is available: ${mb(2 * v8own.heapUsed)} here; V8's own peak rise was ${mb(v8own.peakRise)} (${(v8own.peakRise / v8own.heapUsed).toFixed(1)} × the used heap).\n`;
   }
   out += `\nPer measurement (peak RSS rise; the 2 ms samples alone in brackets):\n\n`;
   for (const r of all) {
-    out += `- round ${r.round}, ${r.variant}: ${mb(r.peakRise)} (${mb(r.sampledPeakRise)})${r.streamingRise !== undefined ? `; RSS at headers ${mb(r.rssAtHeaders - r.startRss)} over the start, streaming rise ${mb(r.streamingRise)}` : ''}; ${sec(r.ms)}\n`;
+    const phases = r.writingPeakRss !== undefined ? `; while V8 writes ${mb(r.writingPeakRss - r.startRss)}, RSS at headers ${mb(r.rssAtHeaders - r.startRss)}, while streaming ${mb(r.streamingPeakRss - r.startRss)}` : '';
+    out += `- round ${r.round}, ${r.variant}: ${mb(r.peakRise)} (${mb(r.sampledPeakRise)})${phases}; ${sec(r.ms)}\n`;
   }
-  out += `\nRun time ${((Date.now() - startedAt) / 1000).toFixed(0)} s. Raw: bench/results/heapsnapshot.json.\n`;
+  out += `\nRun time ${data.runSeconds.toFixed(0)} s. Raw: bench/results/heapsnapshot.json.\n`;
   console.log(out);
   mkdirSync(path.join(here, 'results'), { recursive: true });
   writeFileSync(path.join(here, 'results', 'heapsnapshot.md'), out);
-  writeFileSync(
-    path.join(here, 'results', 'heapsnapshot.json'),
-    JSON.stringify({ date, node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim(), tmpdir: os.tmpdir(), settings, summary, measurements: all }, null, 2) + '\n',
-  );
+  writeFileSync(path.join(here, 'results', 'heapsnapshot.json'), JSON.stringify({ ...data, summary }, null, 2) + '\n');
 }
 
 if (process.argv[2] === '--child') {
   await child(Number(process.argv[3]), Number(process.argv[4]), process.argv[5], process.argv[6] === 'stream-only');
+} else if (process.argv[2] === '--render') {
+  const { summary, ...data } = JSON.parse(readFileSync(path.join(here, 'results', 'heapsnapshot.json'), 'utf8'));
+  report(data);
 } else {
   try {
     await main();

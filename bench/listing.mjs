@@ -2,14 +2,17 @@
 // tasks?debug=1 and tasks?debug=2 cost, and the memory per tracked task.
 //
 //   npm run build && node bench/listing.mjs [--tasks 100000] [--modes full,sampled,counts] [--rounds 3]
-//       [--metrics-requests 200] [--repeats 5] [--dump-repeats 3] [--no-caught-up] [--timeout SECONDS]
+//       [--metrics-requests 200] [--repeats 5] [--dump-repeats 3] [--no-caught-up] [--no-slow-dump]
+//       [--timeout SECONDS]
+//
+// About 2 to 3 minutes with the defaults.
 //
 // Method, and why:
 // - --rounds rounds; in each, one fresh server process per tracking mode
-//   (node --expose-gc, a plain node:http
-//   server with taskprof/http mounted, tracking set to the mode), plus `none`:
-//   the same server without taskprof, for the memory baseline. Every figure
-//   is the median over rounds of the figure of each round.
+//   (node --expose-gc, a plain node:http server with taskprof/http mounted,
+//   tracking set to the mode), plus `none`: the same server without taskprof,
+//   for the memory baseline. Every figure is the median over rounds of the
+//   figure of each round.
 // - The server makes the tasks the app holds: pending promises at 10 distinct
 //   source lines (3 of them inside withLabels, so labels show in listings),
 //   and 1-hour timers at 2 lines; 90% promises, 10% timers by default.
@@ -23,17 +26,16 @@
 // - tasks?debug=1: the first call right after the tasks are made (in `full`
 //   mode it formats the creation stacks captured raw, unless the background
 //   pass got to them first), then --repeats later calls (median). In `full`
-//   mode a second, fresh server makes the same tasks and waits until the
-//   background pass (at most 20 ms a second) has formatted every stack
-//   (polled in process: no record left with `stackPending`), then the same;
-//   and a third does the same after warming the listing code first (5
-//   listings of 1,000 other promises before the 100,000 are made), which
-//   tells the JIT's share of a first call from the listing's own; and a
-//   fourth without the growth detector (leakDetection: false): its sample
-//   every 10 s reads every record's stack, formatting all raw ones at once,
-//   so with it the 20 ms budget of the background pass does not bound the
-//   formatting. The longest event-loop hold during the wait is recorded.
-//   Once per run.
+//   mode, once per run, three more fresh servers make the same tasks and wait
+//   until every creation stack is formatted (polled in process: no record
+//   left with `stackPending`), then time a first call and later ones: one as
+//   mounted by default; one that first warms the listing code (30 listings of
+//   1,600 other tasks of the same kinds before the 100,000 are made), which
+//   tells the JIT's share of a first call; one with leakDetection: false, where only the
+//   background pass (at most 20 ms a second) formats stacks: with the growth
+//   detector on, its sample every 10 s reads every record's stack and so
+//   formats all raw ones at once. The longest event-loop hold during the
+//   wait is recorded.
 // - tasks?debug=2: --dump-repeats reads by a client that discards the data:
 //   total time, time to first byte, bytes, Transfer-Encoding. Meanwhile the
 //   parent reads the server's VmRSS from /proc every 2 ms and its VmHWM
@@ -56,7 +58,7 @@
 // Results: a markdown table on stdout and bench/results/listing.md, raw data in
 // bench/results/listing.json.
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,6 +66,24 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+// Which build the figures are of: the commit, and when dist/ was last built
+// (checked again at the end: a rebuild during the run would mix versions).
+function provenance() {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // Not a git checkout.
+  }
+  let distBuilt;
+  try {
+    distBuilt = statSync(path.join(here, '..', 'dist', 'src', 'tracker.js')).mtime.toISOString();
+  } catch {
+    distBuilt = 'unknown';
+  }
+  return { commit, distBuilt };
+}
 
 // ---------------------------------------------------------------------------
 // Child: one server, one mode. Talks to the parent over IPC only.
@@ -97,10 +117,16 @@ async function child(mode, count, flags) {
   if (warm) {
     const warmHeld = [];
     globalThis.warmHeld = warmHeld;
+    // The same kinds as the real tasks (promises, timers, some labelled), so that
+    // the optimized listing code does not meet new shapes and deoptimize.
     function warmUp(n) { for (let i = 0; i < n; i++) warmHeld.push(new Promise(() => {})); }
+    function warmTimers(n) { for (let i = 0; i < n; i++) warmHeld.push(setTimeout(() => {}, 3_600_000)); }
     warmUp(1000);
+    warmTimers(200);
+    withLabels({ job: 'warm' }, () => warmUp(300));
+    withLabels({ job: 'warm' }, () => warmTimers(100));
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 30; i++) {
       await own(() => new Promise((resolve, reject) => {
         http.get({ host: '127.0.0.1', port, path: '/debug/pprof/tasks?debug=1', agent }, (res) => res.resume().on('end', resolve)).on('error', reject);
       }));
@@ -161,7 +187,7 @@ async function child(mode, count, flags) {
   let sampler;
   const startSampler = () => {
     const base = process.memoryUsage();
-    const state = { base, peakRss: base.rss, peakHeapUsed: base.heapUsed, peakHeapTotal: base.heapTotal, peakExternal: base.external + base.arrayBuffers, samples: 0, maxGapMs: 0, last: performance.now() };
+    const state = { base, peakRss: base.rss, peakHeapUsed: base.heapUsed, peakHeapTotal: base.heapTotal, peakExternal: base.external, samples: 0, maxGapMs: 0, last: performance.now() };
     state.timer = own(() => setInterval(() => {
       const m = process.memoryUsage();
       const now = performance.now();
@@ -171,7 +197,7 @@ async function child(mode, count, flags) {
       state.peakRss = Math.max(state.peakRss, m.rss);
       state.peakHeapUsed = Math.max(state.peakHeapUsed, m.heapUsed);
       state.peakHeapTotal = Math.max(state.peakHeapTotal, m.heapTotal);
-      state.peakExternal = Math.max(state.peakExternal, m.external + m.arrayBuffers);
+      state.peakExternal = Math.max(state.peakExternal, m.external);
     }, 5));
     sampler = state;
   };
@@ -187,7 +213,7 @@ async function child(mode, count, flags) {
       rssRise: s.peakRss - s.base.rss,
       heapUsedRise: s.peakHeapUsed - s.base.heapUsed,
       heapTotalRise: s.peakHeapTotal - s.base.heapTotal,
-      externalRise: s.peakExternal - (s.base.external + s.base.arrayBuffers),
+      externalRise: s.peakExternal - s.base.external,
     };
   };
 
@@ -619,6 +645,7 @@ async function main() {
   pinToCpu(process.pid, 1);
 
   const startedAt = Date.now();
+  const build = provenance();
   // Rounds of fresh processes, modes alternating within each.
   const perRound = [];
   for (let round = 0; round < settings.rounds; round++) {
@@ -662,6 +689,8 @@ async function main() {
     }
   }
 
+  const buildAtEnd = provenance();
+  const rebuilt = buildAtEnd.distBuilt !== build.distBuilt || buildAtEnd.commit !== build.commit;
   const date = new Date().toISOString().slice(0, 10);
   const n = settings.tasks.toLocaleString('en-US');
   const ms = (v) => (v === undefined ? '' : (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) + ' ms');
@@ -670,6 +699,7 @@ async function main() {
   const bytes = (v) => (v === undefined ? '' : v.toFixed(0) + ' B');
   const col = (f) => rows.map((r) => f(r)).join(' | ');
   let out = `Listings at ${n} live tasks (${none.promises.toLocaleString('en-US')} pending promises at 10 lines, 3 of them labelled; ${none.timers.toLocaleString('en-US')} 1-hour timers at 2 lines), ${date}, Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}${canPin ? ', server pinned to CPU 0 and client to CPU 1' : ''}.\n`;
+  out += `Commit ${build.commit}, dist/ built ${build.distBuilt}${rebuilt ? ` — WARNING: dist/ was rebuilt during the run (now ${buildAtEnd.commit}, ${buildAtEnd.distBuilt}); the figures may mix versions` : ''}.\n`;
   out += `Medians over ${settings.rounds} rounds of fresh server processes; within each, medians of ${settings.repeats} batches of ${settings.metricsRequests} metrics requests, of ${settings.repeats} later debug=1 calls and of ${settings.dumpRepeats} debug=2 dumps. Server CPU is process.cpuUsage() in the server over the request(s); wall is the client's.\n\n`;
   out += `| | ${col((r) => `\`${r.mode}\``)} | goal |\n|---|${rows.map(() => '---:|').join('')}---|\n`;
   out += `| making the tasks (server CPU) | ${col((r) => ms(r.createCpuUs / 1000))} | |\n`;
@@ -689,14 +719,14 @@ async function main() {
   out += `| debug=2, total wall / server CPU | ${col((r) => `${ms(r.debug2.ms)} / ${ms(r.debug2.cpuMs)}`)} | < 1 s |\n`;
   out += `| debug=2, time to first byte | ${col((r) => ms(r.debug2.firstByteMs))} | |\n`;
   out += `| debug=2, response size; chunked | ${col((r) => `${mb(r.debug2.bytes)}; ${r.debug2.chunked ? 'yes' : 'no'}`)} | |\n`;
-  out += `| debug=2, peak rise during the dump: RSS (from /proc) / heapTotal / heapUsed / external+arrayBuffers | ${col((r) => `${mb(r.debug2.rssRise)} / ${mb(r.debug2.heapTotalRise)} / ${mb(r.debug2.heapUsedRise)} / ${mb(r.debug2.externalRise)}`)} | ≪ size |\n`;
+  out += `| debug=2, peak rise during the dump: RSS (from /proc) / heapTotal / heapUsed / external (Buffers included) | ${col((r) => `${mb(r.debug2.rssRise)} / ${mb(r.debug2.heapTotalRise)} / ${mb(r.debug2.heapUsedRise)} / ${mb(r.debug2.externalRise)}`)} | ≪ size |\n`;
   out += `| debug=2, longest the event loop was held (server's 5 ms sampler; samples taken) | ${col((r) => `${ms(r.debug2.maxGapMs)} (${r.debug2.samples})`)} | |\n`;
   const slowCell = (r) => {
     const s = r.debug2Slow;
     if (!s) return 'n/a';
     return `${(s.ms / 1000).toFixed(1)} s at ${(s.bytes / 1024 / 1024 / (s.ms / 1000)).toFixed(1)} MiB/s; ${mb(s.rssRise)} / ${mb(s.heapTotalRise)} / ${mb(s.heapUsedRise)} / ${mb(s.externalRise)}; longest hold ${ms(s.maxGapMs)} (${s.samples} samples)`;
   };
-  out += `| debug=2, slow client (64 KB every 10 ms, first round): time; peak rise RSS / heapTotal / heapUsed / external+arrayBuffers; longest hold | ${col(slowCell)} | ≪ size |\n`;
+  out += `| debug=2, slow client (64 KB every 10 ms, first round): time; peak rise RSS / heapTotal / heapUsed / external (Buffers included); longest hold | ${col(slowCell)} | ≪ size |\n`;
   out += `| heap per task vs \`none\` (includes taskprof's fixed heap), right after creation | ${col((r) => bytes(r.memory.perTaskVsNone))} | |\n`;
   out += `| heap per task: growth from making the tasks beyond \`none\`'s, right after creation | ${col((r) => bytes(r.memory.perTaskGrowth))} | |\n`;
   out += `| heap per record, same | ${col((r) => bytes(r.memory.perRecordGrowth))} | |\n`;
@@ -706,7 +736,7 @@ async function main() {
   out += `\n\`none\`: heapUsed after gc ${mb(none.baseHeapUsed)} before the tasks, ${mb(none.afterCreateHeapUsed)} with them (${((none.afterCreateHeapUsed - none.baseHeapUsed) / settings.tasks).toFixed(0)} B per task for the promises, timers and the array holding them).\n`;
   for (const [kind, c] of Object.entries(caughtUp)) {
     const steps = c.trace.filter((_, i) => i % 5 === 0 || i === c.trace.length - 1).map(([t, p]) => `${(t / 1000).toFixed(0)} s: ${p}`).join(', ');
-    const what = { cold: '', warm: ', listing code warmed on 1,000 other tasks first', noleak: ', leakDetection: false' }[kind];
+    const what = { cold: '', warm: ', listing code warmed first (30 listings of 1,600 other tasks)', noleak: ', leakDetection: false' }[kind];
     out += `\n\`full\`, fresh server${what}: creation stacks still raw ${steps}; longest event-loop hold while waiting ${ms(c.longestHoldMs)}, ${(c.longestHoldAtMs / 1000).toFixed(1)} s into the wait; first debug=1 then ${ms(c.first.ms)} wall, ${ms(c.first.cpuMs)} server CPU; later calls ${ms(c.later.ms)} / ${ms(c.later.cpuMs)}.\n`;
   }
   const sample = rows.find((r) => r.mode === 'full') ?? rows[0];
@@ -717,7 +747,7 @@ async function main() {
   writeFileSync(path.join(here, 'results', 'listing.md'), out);
   writeFileSync(
     path.join(here, 'results', 'listing.json'),
-    JSON.stringify({ date, node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim(), pinned: canPin, settings, medians: { none, rows }, caughtUp, perRound }, null, 2) + '\n',
+    JSON.stringify({ date, node: process.version, build, rebuiltDuringRun: rebuilt, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim(), pinned: canPin, settings, medians: { none, rows }, caughtUp, perRound }, null, 2) + '\n',
   );
 }
 

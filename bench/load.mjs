@@ -265,7 +265,7 @@ export async function startApp(kind, { startTimeoutMs = 30_000 } = {}) {
 // ---------------------------------------------------------------- HTTP
 
 /**
- * One request; never rejects. Resolves to { status, bytes, ms, headers, body }
+ * One request; never rejects. Resolves to { status, bytes, sentAt, ms, headers, body }
  * (body: all of it with keepBody, else its first 2 KiB or so)
  * or, for a connection error, a timeout or a response cut short, { error }.
  */
@@ -278,7 +278,7 @@ export function httpRequest(agent, base, { method = 'GET', path: urlPath, header
       if (done) return;
       done = true;
       clearTimeout(timer);
-      resolve({ ms: performance.now() - started, ...result });
+      resolve({ sentAt: started, ms: performance.now() - started, ...result });
     };
     const req = http.request(base + urlPath, { method, headers, agent });
     const timer = setTimeout(() => {
@@ -364,7 +364,7 @@ export function startLoad({ base, paths, concurrency = 24, rate, timeoutMs = 60_
       while (timeline.length <= second) timeline.push([0, 0]);
       if (result.error !== undefined) {
         stats.errors[result.error] = (stats.errors[result.error] ?? 0) + 1;
-        if (stats.errorSamples.length < 5) stats.errorSamples.push({ path: urlPath, ...result });
+        if (stats.errorSamples.length < 20) stats.errorSamples.push({ path: urlPath, error: result.error, status: result.status, sentAt: result.sentAt, ms: result.ms, atSecond: Number(((now - t0) / 1000).toFixed(1)) });
         timeline[second][1]++;
         continue;
       }
@@ -377,7 +377,7 @@ export function startLoad({ base, paths, concurrency = 24, rate, timeoutMs = 60_
         lastOkAt = now;
       } else {
         timeline[second][1]++;
-        if (stats.errorSamples.length < 5) stats.errorSamples.push({ path: urlPath, status: result.status, ms: result.ms });
+        if (stats.errorSamples.length < 20) stats.errorSamples.push({ path: urlPath, status: result.status, sentAt: result.sentAt, ms: result.ms, atSecond: Number(((now - t0) / 1000).toFixed(1)) });
       }
     }
   }
@@ -476,6 +476,13 @@ export function endpointsFor(config) {
   ];
 }
 
+/** "heapsnapshot ×1, tasks debug=2 ×3" from inFlight's counts, most first. */
+function inFlightText(counts) {
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  if (entries.length === 0) return 'no scrape';
+  return entries.slice(0, 8).map(([name, n]) => `${name} ×${n}`).join(', ') + (entries.length > 8 ? ', ...' : '');
+}
+
 function judge(endpoint, result) {
   if (result.error !== undefined) return `error: ${result.error}`;
   const status = result.status;
@@ -494,9 +501,17 @@ function judge(endpoint, result) {
 function scrapeTally(endpoints) {
   const byEndpoint = new Map(endpoints.map((e) => [e.name, { endpoint: e, count: 0, byStatus: {}, errors: {}, failures: [], latencies: [], bytes: 0 }]));
   const records = { max: 0, last: null, droppedTotal: 0 };
+  const spans = [];
   return {
     records,
+    /** Scrapes whose request was open at some point between from and to (performance.now() times), by endpoint. */
+    inFlight(from, to) {
+      const counts = {};
+      for (const [name, start, end] of spans) if (start <= to && end >= from) counts[name] = (counts[name] ?? 0) + 1;
+      return counts;
+    },
     add(endpoint, result) {
+      spans.push([endpoint.name, result.sentAt, result.sentAt + result.ms]);
       const t = byEndpoint.get(endpoint.name);
       t.count++;
       t.latencies.push(result.ms);
@@ -676,7 +691,11 @@ export async function runLoadBench({
       if (e.requests === 0) failures.push(`${e.name} was never scraped`);
     }
     for (const p of loadSummary.phases) {
-      if (p.errors > 0) failures.push(`load generator, ${p.phase}: ${p.errors} errors ${JSON.stringify(p.errorKinds)}, e.g. ${JSON.stringify(p.errorSamples[0])}`);
+      for (const e of p.errorSamples) e.scrapesOpen = inFlightText(tally.inFlight(e.sentAt, e.sentAt + e.ms));
+      if (p.errors > 0) {
+        const samples = p.errorSamples.filter((e) => e.error !== undefined).slice(0, 3);
+        failures.push(`load generator, ${p.phase}: ${p.errors} errors ${JSON.stringify(p.errorKinds)}; ${samples.map((e) => `${e.error} on ${e.path} after ${Math.round(e.ms)} ms at ${e.atSecond} s, while these scrapes were open: ${e.scrapesOpen}`).join('; ')}`);
+      }
       if (p.notOk > 0) failures.push(`load generator, ${p.phase}: ${p.notOk} non-200 answers ${JSON.stringify(p.byStatus)}`);
     }
     const phase = (name) => loadSummary.phases.find((p) => p.phase === name);
@@ -767,6 +786,7 @@ export async function runSoak({ minutes = 5, rate = 100, concurrency = 8, probeS
     build: buildInfo(),
   };
   const failures = [];
+  const probeFailures = [];
   const samples = [];
   try {
     const loads = apps.map((c) => startLoad({ base: c.base, paths: loadPaths, concurrency, rate, phase: 'soak' }));
@@ -809,7 +829,7 @@ export async function runSoak({ minutes = 5, rate = 100, concurrency = 8, probeS
           sample[kind] = { ...probes[j].memory };
           if (j < taskprofApps.length) {
             const m = metrics[j];
-            if (m.status !== 200) failures.push(`${kind}: metrics probe at ${(at / 1000).toFixed(0)} s: ${m.status ?? ''} ${m.error ?? ''}`);
+            if (m.status !== 200) probeFailures.push({ kind, j, at, m });
             sample[kind].records = Number(m.body?.match(/^taskprof_tracker_records (\d+)/m)?.[1] ?? NaN);
             sample[kind].dropped = Number(m.body?.match(/^taskprof_tracker_dropped_total (\d+)/m)?.[1] ?? NaN);
             sample[kind].maxTasks = probes[j].maxTasks;
@@ -824,6 +844,9 @@ export async function runSoak({ minutes = 5, rate = 100, concurrency = 8, probeS
 
     await Promise.all([scraping, probing]);
     agent.destroy();
+    for (const { kind, j, at, m } of probeFailures) {
+      failures.push(`${kind}: metrics probe at ${(at / 1000).toFixed(0)} s: ${m.status ?? ''}${m.error ?? ''} after ${Math.round(m.ms)} ms, while this scrape was open: ${inFlightText(tallies[j].inFlight(m.sentAt, m.sentAt + m.ms))}`);
+    }
     const loadResults = await Promise.all(loads.map((l) => l.stop()));
     result.load = Object.fromEntries(names.map((kind, j) => [kind, loadResults[j]]));
     result.endpoints = Object.fromEntries(taskprofApps.map((a, j) => [names[j], tallies[j].summary()]));
@@ -835,9 +858,14 @@ export async function runSoak({ minutes = 5, rate = 100, concurrency = 8, probeS
         if (e.failed > 0) failures.push(`${kind}: ${e.name} (${e.method} ${e.path}): ${e.failed} of ${e.requests} scrapes failed, e.g. ${JSON.stringify(e.failures[0])}`);
       }
     }
-    for (const [kind, l] of Object.entries(result.load)) {
+    for (const [j, [kind, l]] of Object.entries(result.load).entries()) {
+      const tally = j < taskprofApps.length ? tallies[j] : controlTally;
       for (const p of l.phases) {
-        if (p.errors > 0) failures.push(`load generator (${kind}): ${p.errors} errors ${JSON.stringify(p.errorKinds)}`);
+        for (const e of p.errorSamples) e.scrapesOpen = inFlightText(tally.inFlight(e.sentAt, e.sentAt + e.ms));
+        if (p.errors > 0) {
+          const samples = p.errorSamples.filter((e) => e.error !== undefined);
+          failures.push(`load generator (${kind}): ${p.errors} errors ${JSON.stringify(p.errorKinds)}; ${samples.map((e) => `${e.error} on ${e.path} after ${Math.round(e.ms)} ms at ${e.atSecond} s, while this scrape was open: ${e.scrapesOpen}`).join('; ')}`);
+        }
         if (p.notOk > 0) failures.push(`load generator (${kind}): ${p.notOk} non-200 answers ${JSON.stringify(p.byStatus)}`);
       }
     }

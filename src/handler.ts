@@ -1,6 +1,8 @@
 // The one request handler behind every adapter: takes a plain request,
 // resolves to { status, headers, body }, never writes to a socket and never
 // rejects.
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { checkAccess } from './access.js';
 import type { DebugRequestInfo, ResolvedOptions } from './options.js';
 import { ProfileError, parseSeconds, type ProfileDefinition, type ResponseBody } from './profiles/profile.js';
@@ -30,6 +32,43 @@ export const MSG_DELTA_BUSY = 'Too many requests: too many delta profiles are wa
 
 // Delta profiles waiting at once; each holds one listing until its second read.
 const maxDeltaWaits = 8;
+
+export const MSG_DEBUG_BUSY =
+  'Too many requests: too many listings and profiles are queued (taskprof computes one at a time and keeps its own work to about half of the time); try again in a second\n';
+
+// Listings and profiles that compute on the event loop (tasks, leaks, heap)
+// run one at a time in the process, and after one that held the loop for
+// more than heavyWorkFreeMs the next waits as long again (at most
+// heavyWorkCooldownMaxMs): the app keeps at least about half of the process
+// whatever the scrapers do. Up to maxHeavyWaiting wait their turn; more get 429.
+const heavyWork = { running: false, openAt: 0, waiting: 0 };
+const heavyWorkFreeMs = 20;
+const heavyWorkCooldownMaxMs = 1000;
+const maxHeavyWaiting = 8;
+
+async function startHeavyWork(signal: AbortSignal): Promise<(() => void) | undefined> {
+  if (heavyWork.running || performance.now() < heavyWork.openAt) {
+    if (heavyWork.waiting >= maxHeavyWaiting) return undefined;
+    heavyWork.waiting++;
+    try {
+      while (heavyWork.running || performance.now() < heavyWork.openAt) {
+        await sleep(Math.max(5, heavyWork.openAt - performance.now()), undefined, { signal });
+      }
+    } catch {
+      return undefined; // the client left while waiting
+    } finally {
+      heavyWork.waiting--;
+    }
+  }
+  heavyWork.running = true;
+  const startedAt = performance.now();
+  return () => {
+    const now = performance.now();
+    const took = now - startedAt;
+    heavyWork.running = false;
+    heavyWork.openAt = took > heavyWorkFreeMs ? now + Math.min(took, heavyWorkCooldownMaxMs) : 0;
+  };
+}
 
 const commonHeaders = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
 
@@ -113,6 +152,9 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
   }
 
   async function serveProfile(profile: ProfileDefinition, request: DebugRequest, params: URLSearchParams): Promise<DebugResponse> {
+    // A switched-off profile says so first: no retry (429) can help it.
+    const off = profile.unavailable?.();
+    if (off !== undefined) return serveError(off.status, off.message + '\n', off.headers);
     const debugParam = params.get('debug');
     let debug = profile.debugLevels[0]!;
     if (debugParam !== null) {
@@ -139,15 +181,28 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
         if (deltaWaits >= maxDeltaWaits) return serveError(429, MSG_DELTA_BUSY, { 'Retry-After': String(Math.min(deltaSeconds, 60)) });
       }
     }
+    // CPU profiles and snapshots have their own one-at-a-time rule; delta
+    // waits are bounded by maxDeltaWaits.
+    let endHeavyWork: (() => void) | undefined;
+    if (profile.seconds !== 'duration' && deltaSeconds === undefined && profile.name !== 'heapsnapshot') {
+      endHeavyWork = await startHeavyWork(request.signal);
+      if (endHeavyWork === undefined) return serveError(429, MSG_DEBUG_BUSY, { 'Retry-After': '1' });
+    }
     if (deltaSeconds !== undefined) deltaWaits++;
     try {
       const output = await profile.write({ debug, format, json: format === 'json', params, signal: request.signal, deltaSeconds });
+      // A streamed listing computes as it is sent.
+      if (endHeavyWork !== undefined && output.body instanceof Readable) {
+        output.body.once('close', endHeavyWork);
+        endHeavyWork = undefined;
+      }
       return ok(output.contentType, output.body, output.filename);
     } catch (error) {
       if (error instanceof ProfileError) return serveError(error.status, error.message + '\n', error.headers);
       throw error;
     } finally {
       if (deltaSeconds !== undefined) deltaWaits--;
+      endHeavyWork?.();
     }
   }
 

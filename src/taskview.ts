@@ -51,11 +51,13 @@ export function groupTasks(tracker: Tracker): TaskGroup[] {
     // rest are already in the totals.
     if (record.stack === undefined) continue;
     const detail = describeTask(record, false);
-    const key = `${record.type}\0${detail}\0${record.stack.key}\0${record.labels?.key ?? ''}`;
-    let group = groups.get(key);
+    // Keyed by the interned stack's id (short); the group's own key, compared
+    // across listings by deltas, uses the stack's text, which outlives the id.
+    const id = `${record.type}\0${detail}\0${record.stack.id}\0${record.labels?.key ?? ''}`;
+    let group = groups.get(id);
     if (group === undefined) {
       group = {
-        key,
+        key: `${record.type}\0${detail}\0${record.stack.key}\0${record.labels?.key ?? ''}`,
         count: 0,
         type: record.type,
         detail,
@@ -63,7 +65,7 @@ export function groupTasks(tracker: Tracker): TaskGroup[] {
         oldestCreatedAt: record.createdAt,
         stack: framesOf(record.stack),
       };
-      groups.set(key, group);
+      groups.set(id, group);
     }
     group.count += record.weight;
   }

@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import net from 'node:net';
 import http from 'node:http';
 import { captureStackKey, promiseCaptureDepth, resourceCaptureDepth, OWN_TASK, rawStackKey, shallowCaptureDepth, StackTable, type StackHolder, type StackEntry } from './stack.js';
-import { labelContext, ownWork, type LabelSet } from './labels.js';
+import { labelContext, ownWork, runWithLabels, type LabelSet } from './labels.js';
 import { installInstrumentation, uninstallInstrumentation } from './instrument.js';
 import { RouteTally } from './routes.js';
 
@@ -31,6 +31,8 @@ export interface TaskRecord {
   readonly weight: number;
   /** Where the task was created; formatted on first read under `full` (see TrackedTask). */
   readonly stack: StackEntry | undefined;
+  /** Under `full`: the stack is captured but not formatted yet (reading `stack` formats it). */
+  readonly stackPending: boolean;
   readonly labels: LabelSet | undefined;
   /** Weak: state detail is read at listing time and must not keep the resource alive. */
   readonly resource: WeakRef<object> | undefined;
@@ -138,8 +140,11 @@ type Marked = { [kRecord]?: TrackedTask; [kLabels]?: LabelSet; [kStackHolder]?: 
 // keeps the site of promises abandoned and collected later (V8 frees objects
 // registered in a FinalizationRegistry only in full collections).
 const stackFormatMs = 1000;
-// Time each pass may take: about 5 µs a stack, so some 4,000 stacks a pass.
-const stackFormatBudgetMs = 20;
+// Time each pass may take: about 6.5 µs a stack, so some 1,500 stacks a pass.
+// While stacks are left over (a burst of new tasks), passes come every
+// stackBacklogMs: at most a tenth of the process's time until caught up.
+const stackFormatBudgetMs = 10;
+const stackBacklogMs = 100;
 
 /** Formats a record's raw stack into the tracker's table; set by the tracker. */
 type StackResolver = (record: TrackedTask, raw: StackHolder | undefined) => StackEntry | undefined;
@@ -336,8 +341,7 @@ export class Tracker {
     else this.#installPromiseHook();
     if (mode === 'full') {
       // Started before the hook, so that it is not one of the app's tasks.
-      this.#stackFormat = setInterval(() => this.#formatLiveStacks(), stackFormatMs);
-      this.#stackFormat.unref();
+      this.#scheduleStackFormat(stackFormatMs);
       this.#resourceHook = asyncHooks.createHook({
         init: this.#onResourceInit,
         destroy: this.#onResourceDestroy,
@@ -389,7 +393,7 @@ export class Tracker {
     this.#instrumented = false;
     clearInterval(this.#timerSweep);
     this.#timerSweep = undefined;
-    clearInterval(this.#stackFormat);
+    clearTimeout(this.#stackFormat);
     this.#stackFormat = undefined;
     clearTimeout(this.#dutyTimer);
     this.#dutyTimer = undefined;
@@ -624,8 +628,16 @@ export class Tracker {
   // `full`: formats the stacks of live tasks not read yet (see stackFormatMs),
   // oldest first, for at most stackFormatBudgetMs: a burst of new tasks is
   // formatted over several passes instead of stalling the app.
-  #formatLiveStacks(): void {
-    const deadline = performance.now() + stackFormatBudgetMs;
+  #formatLiveStacks(): boolean {
+    return this.formatStacks(stackFormatBudgetMs);
+  }
+
+  /**
+   * `full`: formats the raw stacks of live tasks, oldest first, for at most
+   * `budgetMs`; true when none is left.
+   */
+  formatStacks(budgetMs: number): boolean {
+    const deadline = performance.now() + budgetMs;
     let sinceCheck = 0;
     for (const records of this.#live.values()) {
       for (const record of records.values()) {
@@ -633,10 +645,22 @@ export class Tracker {
         record.resolveStack();
         if (++sinceCheck === 64) {
           sinceCheck = 0;
-          if (performance.now() > deadline) return;
+          if (performance.now() > deadline) return false;
         }
       }
     }
+    return true;
+  }
+
+  // Its timers are taskprof's own work: the hooks skip them.
+  #scheduleStackFormat(delayMs: number): void {
+    runWithLabels(ownWork, () => {
+      this.#stackFormat = setTimeout(() => {
+        const caughtUp = this.#formatLiveStacks();
+        if (this.#stackFormat !== undefined) this.#scheduleStackFormat(caughtUp ? stackFormatMs : stackBacklogMs);
+      }, delayMs);
+      this.#stackFormat.unref();
+    });
   }
 
   #noteAbandoned(record: TrackedTask, count: number): void {

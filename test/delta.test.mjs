@@ -130,6 +130,10 @@ test('a client that leaves ends the wait, and waits are bounded', async () => {
   const busy = await fetch(app.base + '/debug/pprof/tasks?seconds=5');
   assert.equal(busy.status, 429);
   assert.equal(busy.headers.get('retry-after'), '5');
+  // A profile that is switched off says so, not "busy, retry" (this app samples inuse, not allocs).
+  const off = await fetch(app.base + '/debug/pprof/allocs?seconds=5');
+  assert.equal(off.status, 404);
+  assert.match(await off.text(), /heapSampling/);
   for (const req of requests) req.destroy();
   await new Promise((resolve) => setTimeout(resolve, 100));
   // Their waits ended with them: a new delta is accepted and answers after its own second.

@@ -155,9 +155,14 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
     seconds: 'delta',
     debugLevels: [0, 1],
     formats: [],
+    unavailable(): ProfileError | undefined {
+      if (sampling === 'off') return new ProfileError(404, MSG_SAMPLING_OFF);
+      if (kind !== sampling) return new ProfileError(404, kind === 'inuse' ? MSG_HEAP_OFF : MSG_ALLOCS_OFF);
+      return undefined;
+    },
     async write(query: ProfileQuery): Promise<ProfileOutput> {
-      if (sampling === 'off') throw new ProfileError(404, MSG_SAMPLING_OFF);
-      if (kind !== sampling) throw new ProfileError(404, kind === 'inuse' ? MSG_HEAP_OFF : MSG_ALLOCS_OFF);
+      const off = this.unavailable?.();
+      if (off !== undefined) throw off;
       const gc = query.params.get('gc');
       if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, 'invalid value for "gc" - must be 0 or 1');
       const read = async (): Promise<SamplingHeapProfile> => {

@@ -43,6 +43,8 @@ export interface ProfileDefinition {
   readonly seconds?: 'duration' | 'delta';
   /** Shown in the index table; profiles without a count (CPU) are only described. */
   count?(): number;
+  /** Why it cannot be served at all (switched off), checked before anything waits; none when it can. */
+  unavailable?(): ProfileError | undefined;
   /** May throw a ProfileError for a bad parameter or a busy profiler. */
   write(query: ProfileQuery): ProfileOutput | Promise<ProfileOutput>;
 }
