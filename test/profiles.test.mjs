@@ -142,7 +142,7 @@ test('heapsnapshot: off by default (403), one at a time (429), refused when memo
   const tight = await start({ heapSnapshot: true, availableMemory: () => 1024 * 1024 });
   try {
     const res = await tight.agent.get('/debug/pprof/heapsnapshot').expect(507);
-    assert.match(res.text, /^Insufficient storage: a heap snapshot needs about \d+ MiB \(twice the used heap\) and 1 MiB is available\n$/);
+    assert.match(res.text, /^Insufficient storage: a heap snapshot needs about \d+ MiB \(10 times the used heap\) and 1 MiB is available\n$/);
   } finally {
     await tight.close();
   }
