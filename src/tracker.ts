@@ -253,6 +253,9 @@ export class Tracker {
   #promiseCounters: Counters = { created: 0, completed: 0, abandoned: 0, live: 0 };
   #settledHook = true;
   #dutyTimer: NodeJS.Timeout | undefined;
+  // Inside oneSweep(): whether the promise records were swept already.
+  #oneSweepScope = false;
+  #sweptInScope = false;
   // Promises stand for this many times more while they are watched part of the time.
   #dutyFactor = 1;
   // A promise collected without a settled hook having seen it settle. Only
@@ -733,9 +736,28 @@ export class Tracker {
 
   // `sampled` and `counts` modes: sampled promises whose settling no hook reported.
   #sweepSettledPromises(records: Map<number, TrackedTask>): void {
+    if (this.#sweptInScope) return;
+    if (this.#oneSweepScope) this.#sweptInScope = true;
     for (const record of records.values()) {
       const promise = record.resource?.deref();
       if (promise !== undefined && !isPending(promise)) this.#end(record, false);
+    }
+  }
+
+  /**
+   * Runs `fn` (one listing, which reads the counts more than once) with at
+   * most one sweep of the promise records: it calls util.inspect per record
+   * (the one public way to see a promise's state), microseconds each.
+   */
+  oneSweep<T>(fn: () => T): T {
+    if (this.#oneSweepScope) return fn();
+    this.#oneSweepScope = true;
+    this.#sweptInScope = false;
+    try {
+      return fn();
+    } finally {
+      this.#oneSweepScope = false;
+      this.#sweptInScope = false;
     }
   }
 

@@ -180,10 +180,12 @@ export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitB
           body: Readable.from(dumpChunks(tracker, query.json, dumpLimitBytes), { objectMode: false }),
         };
       }
-      const groups = groupTasks(tracker);
-      if (query.json) return { contentType: JSON_TYPE, body: groupsJson(tracker, groups, now) };
-      if (query.debug === 1) return { contentType: TEXT, body: groupsText(tracker, groups, now) };
-      return { contentType: PPROF, filename: 'tasks', body: tasksPprof(groups) };
+      return tracker.oneSweep(() => {
+        const groups = groupTasks(tracker);
+        if (query.json) return { contentType: JSON_TYPE, body: groupsJson(tracker, groups, now) };
+        if (query.debug === 1) return { contentType: TEXT, body: groupsText(tracker, groups, now) };
+        return { contentType: PPROF, filename: 'tasks', body: tasksPprof(groups) };
+      });
     },
   };
 }
