@@ -34,13 +34,17 @@ taskprofExpress({ register: defaultRegister });
 taskprofExpress({ register: 'default' });
 
 const app = express();
-app.use(taskprofExpress(options));
+const middleware = taskprofExpress(options);
+app.use(middleware);
+const closed: Promise<void> = middleware.close();
 
 const fastify = Fastify();
 await fastify.register(taskprofFastify, { prefix: '/ops', tracking: 'counts' });
 
 const debug = taskprofHttp();
 http.createServer((req, res) => debug(req, res, () => res.end('app')));
+await debug.close();
+await closed;
 const server: http.Server = await listen({ port: 6060, host: '127.0.0.1' });
 server.close();
 
