@@ -470,7 +470,10 @@ export class Tracker {
       // taskprof's own promise: not the app's, so not counted as created either.
       if (record === null) this.#promiseCounters.created -= this.#dutyFactor;
       if (!record) return;
-      (promise as Marked)[kRecord] = record;
+      // Where the sweeps read the promise's state through util.inspect, a
+      // hidden property keeps the record out of what inspect formats.
+      if (this.#settledHook) (promise as Marked)[kRecord] = record;
+      else Object.defineProperty(promise, kRecord, { value: record, writable: true });
       this.#finalization.register(promise, record);
     } catch {
       // Never throw into the app.
