@@ -53,9 +53,14 @@ export function listen(options: ListenOptions = {}): Promise<http.Server> {
   const server = http.createServer((req, res) => handler(req, res));
   server.once('close', () => void handler.close());
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: Error): void => {
+      // Never listening, so never closed: unmount now.
+      void handler.close();
+      reject(error);
+    };
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve(server);
     });
   });

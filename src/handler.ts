@@ -191,9 +191,21 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
     if (deltaSeconds !== undefined) deltaWaits++;
     try {
       const output = await profile.write({ debug, format, json: format === 'json', params, signal: request.signal, deltaSeconds });
-      // A streamed listing computes as it is sent.
+      // A streamed listing computes as it is sent: the gate is held until the
+      // stream closes, but no longer than heavyWorkCooldownMaxMs, so that a
+      // client that stops reading cannot hold it.
       if (endHeavyWork !== undefined && output.body instanceof Readable) {
-        output.body.once('close', endHeavyWork);
+        const end = endHeavyWork;
+        let ended = false;
+        const endOnce = (): void => {
+          if (ended) return;
+          ended = true;
+          clearTimeout(timer);
+          end();
+        };
+        const timer = setTimeout(endOnce, heavyWorkCooldownMaxMs);
+        timer.unref();
+        output.body.once('close', endOnce);
         endHeavyWork = undefined;
       }
       return ok(output.contentType, output.body, output.filename);

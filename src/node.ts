@@ -108,7 +108,8 @@ async function releaseShared(): Promise<void> {
   try {
     await heapSampler.stop();
   } finally {
-    disconnectInspector();
+    // A mount opened meanwhile uses the session (its sampler started after the stop).
+    if (openMounts === 0) disconnectInspector();
   }
 }
 
@@ -158,7 +159,9 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
       });
       // The client may have left before the host handed the request on (an
       // async middleware ahead of taskprof): 'close' has fired already.
-      if (res.closed || res.destroyed || req.destroyed) {
+      // (Not req.destroyed: a request whose body was read is destroyed while
+      // its client still waits.)
+      if (res.closed || res.destroyed || req.socket?.destroyed === true) {
         inFlight.delete(controller);
         controller.abort();
       }

@@ -203,22 +203,50 @@ class TrackedTask implements TaskRecord {
     const resolver = this.#resolver;
     if (resolver === undefined) return;
     this.#resolver = undefined;
-    const target = this.resource?.deref() as Marked | undefined;
-    const raw = target?.[kStackHolder];
-    if (target !== undefined) target[kStackHolder] = undefined;
-    this.#stack = resolver(this, raw);
+    this.#stack = resolver(this, this.#takeRawStack());
   }
 
-  /** Called when the record ends: lets go of the parent and says what the stack was. */
+  // Takes the raw stack off the task's object: it holds the creating frames'
+  // receivers and functions, which must not outlive the record's need.
+  #takeRawStack(): StackHolder | undefined {
+    const target = this.resource?.deref() as Marked | undefined;
+    const raw = target?.[kStackHolder];
+    if (raw !== undefined) {
+      try {
+        target![kStackHolder] = undefined;
+      } catch {
+        // The app froze its object after creating it: the stack stays there, with it.
+      }
+    }
+    return raw;
+  }
+
+  /**
+   * Called when the record ends (or tracking is reset): lets go of the parent
+   * and of the raw stack, and says what the stack was.
+   */
   detach(): StackEntry | undefined {
     if (this.#parent !== undefined) {
       this.#parent.liveChildren--;
       this.#parent = undefined;
     }
-    // An unformatted stack is kept only when a child still needs it as its creator's.
-    if (this.#resolver !== undefined && this.liveChildren > 0) this.resolveStack();
-    this.#resolver = undefined;
+    if (this.#resolver !== undefined) {
+      // An unformatted stack is kept only when a child still needs it as its creator's.
+      if (this.liveChildren > 0) this.resolveStack();
+      else {
+        this.#resolver = undefined;
+        this.#takeRawStack();
+      }
+    }
     return this.#stack;
+  }
+
+  /** Tracking reset: lets go of the parent and of the raw stack without formatting it. */
+  discard(): void {
+    this.#parent = undefined;
+    if (this.#resolver === undefined) return;
+    this.#resolver = undefined;
+    this.#takeRawStack();
   }
 }
 
@@ -263,7 +291,13 @@ export class Tracker {
   // first (the 2 s sweep misses short-lived ones), so it just ends.
   // Registered without an unregister token (a token costs about 0.5 µs per
   // promise): a record that ended first is simply not live when this runs.
-  #finalization = new FinalizationRegistry<TrackedTask>((record) => this.#end(record, this.#settledHook));
+  #finalization = new FinalizationRegistry<TrackedTask>((record) => {
+    try {
+      this.#end(record, this.#settledHook);
+    } catch {
+      // Never throw into the app's event loop.
+    }
+  });
   #stackFormat: NodeJS.Timeout | undefined;
   #resolveStack: StackResolver = (record, raw) => {
     if (raw === undefined) return undefined;
@@ -415,7 +449,10 @@ export class Tracker {
   #reset(): void {
     for (const records of this.#live.values()) {
       // Pending finalization callbacks find these records not live.
-      for (const record of records.values()) record.live = false;
+      for (const record of records.values()) {
+        record.live = false;
+        record.discard();
+      }
     }
     this.#live.clear();
     this.#byAsyncId.clear();
@@ -559,7 +596,11 @@ export class Tracker {
     const record = this.#byAsyncId.get(asyncId);
     if (record === undefined) return;
     this.#byAsyncId.delete(asyncId);
-    this.#end(record, false);
+    try {
+      this.#end(record, false);
+    } catch {
+      // Never throw into the app (a throw in a destroy hook ends the process).
+    }
   };
 
   #record(
@@ -662,7 +703,12 @@ export class Tracker {
   #scheduleStackFormat(delayMs: number): void {
     runWithLabels(ownWork, () => {
       this.#stackFormat = setTimeout(() => {
-        const caughtUp = this.#formatLiveStacks();
+        let caughtUp = true;
+        try {
+          caughtUp = this.#formatLiveStacks();
+        } catch {
+          // Never throw into the app's event loop.
+        }
         if (this.#stackFormat !== undefined) this.#scheduleStackFormat(caughtUp ? stackFormatMs : stackBacklogMs);
       }, delayMs);
       this.#stackFormat.unref();

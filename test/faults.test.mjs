@@ -471,3 +471,39 @@ async function taskprofHttpServer() {
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }
+
+test('a host that reads the request body before taskprof (raw-body style) still gets its whole delta wait', async () => {
+  const handler = taskprofHttp(mountOptions);
+  const server = http.createServer(async (req, res) => {
+    for await (const _chunk of req); // the body is read: req.destroyed turns true, the client still waits
+    handler(req, res);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const base = `http://127.0.0.1:${server.address().port}`;
+    const started = Date.now();
+    const res = await get(`${base}/debug/pprof/tasks?seconds=1&debug=1`);
+    assert.equal(res.status, 200, res.body.toString());
+    assert.ok(Date.now() - started >= 900, `answered after ${Date.now() - started} ms, not aborted early`);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a client that stops reading a debug=2 dump holds the listing gate for at most a second', { timeout: 60_000 }, async () => {
+  const { base, close } = await taskprofHttpServer();
+  const held = Array.from({ length: 50_000 }, () => new Promise(() => {}));
+  // A dump far larger than the socket buffers, read by nobody.
+  const stalled = http.get(`${base}/debug/pprof/tasks?debug=2`, { agent: false }, (res) => res.pause());
+  stalled.on('error', () => {});
+  try {
+    await sleep(300);
+    const res = await get(`${base}/debug/pprof/tasks?debug=1`, 10_000);
+    assert.equal(res.status, 200);
+  } finally {
+    stalled.destroy();
+    held.length = 0;
+    await close();
+  }
+});
+

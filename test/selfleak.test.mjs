@@ -190,3 +190,12 @@ test('fastify and the standalone listener: closing them unmounts; the last one s
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('listen() on a port in use rejects and unmounts: it does not keep tracking running', async () => {
+  const { listen } = await import('taskprof/http');
+  const first = await listen({ heapSampling: 'off' });
+  await assert.rejects(listen({ port: first.address().port, heapSampling: 'off' }), /EADDRINUSE/);
+  first.close();
+  await once(first, 'close');
+  assert.ok(await eventually(() => trackingSettings().mode === 'off', 2000), 'tracking stopped with the last mount');
+});

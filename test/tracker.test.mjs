@@ -208,3 +208,35 @@ test('counts mode with sampling watches promises one second in ten, and scales w
   assert.equal(created(), off);
   startTracking({ mode: 'full' });
 });
+
+test('full: a task keeps its creating frames only while its stack may be read; a frozen task object is no crash', async () => {
+  startTracking({ mode: 'full' });
+  // A settled promise the app keeps, made by an object the app drops: the raw
+  // stack (whose call sites hold that object as receiver) goes when the task ends.
+  class Session {
+    constructor() {
+      this.payload = new Array(10_000).fill(7);
+    }
+    load() {
+      return Promise.resolve(42);
+    }
+  }
+  const cache = [];
+  let session;
+  (() => {
+    const s = new Session();
+    session = new WeakRef(s);
+    cache.push(s.load());
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await collectGarbage();
+  await collectGarbage();
+  assert.equal(session.deref(), undefined, 'the dropped Session is collected though its settled promise is kept');
+  // A pending promise the app freezes after creating it: formatting its stack
+  // (a listing, the background pass) must not throw into the app.
+  const frozen = Object.freeze(new Promise(() => {}));
+  const text = await listing();
+  assert.match(text, /tasks profile: total \d+/);
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // one background pass
+  assert.ok(Object.isFrozen(frozen) && cache.length === 1);
+});

@@ -30,6 +30,9 @@ export const heapSampler = {
   intervalBytes: 0,
   includeCollected: false,
   starting: undefined as Promise<void> | undefined,
+  // A stop under way: a start made meanwhile (a new mount while the last one
+  // closes) waits for it, so that the stop does not undo the start.
+  stopping: undefined as Promise<void> | undefined,
   /** Starts sampling, or returns the start under way; a failure is kept for the next read to report. */
   start(engine: ProfilerEngine, intervalBytes: number, includeCollected: boolean): Promise<void> {
     if (this.starting !== undefined && this.engine === engine && this.intervalBytes === intervalBytes && this.includeCollected === includeCollected) {
@@ -39,7 +42,9 @@ export const heapSampler = {
     this.engine = engine;
     this.intervalBytes = intervalBytes;
     this.includeCollected = includeCollected;
+    const stopping = this.stopping;
     this.starting = (async () => {
+      await stopping;
       if (previous !== undefined && previous !== engine) await previous.stopHeapSampling();
       await engine.startHeapSampling(intervalBytes, includeCollected);
     })();
@@ -49,13 +54,22 @@ export const heapSampler = {
     return this.starting;
   },
   /** Stops sampling (the last mount closing). */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     const { engine, starting } = this;
     this.engine = undefined;
     this.starting = undefined;
-    if (engine === undefined) return;
-    await starting?.catch(() => undefined);
-    await engine.stopHeapSampling();
+    if (engine === undefined) return Promise.resolve();
+    const stopping = (async () => {
+      await starting?.catch(() => undefined);
+      await engine.stopHeapSampling();
+    })();
+    const done: Promise<void> = stopping
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.stopping === done) this.stopping = undefined;
+      });
+    this.stopping = done;
+    return stopping;
   },
 };
 
