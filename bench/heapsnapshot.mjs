@@ -42,7 +42,6 @@
 //
 // Results: a markdown table on stdout and bench/results/heapsnapshot.md, raw
 // data in bench/results/heapsnapshot.json.
-import { execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -51,27 +50,11 @@ import path from 'node:path';
 import { Writable, pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { canPin, forkServer, pinToCpu, provenance, readSlowly } from './harness.mjs';
 import v8 from 'node:v8';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-// Which build the figures are of: the commit, and when dist/ was last built
-// (checked again at the end: a rebuild during the run would mix versions).
-function provenance() {
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    // Not a git checkout.
-  }
-  let distBuilt;
-  try {
-    distBuilt = statSync(path.join(here, '..', 'dist', 'src', 'tracker.js')).mtime.toISOString();
-  } catch {
-    distBuilt = 'unknown';
-  }
-  return { commit, distBuilt };
-}
 const VARIANTS = ['v8-file', 'v8-stream', 'fast', 'slow', 'stream-fast', 'stream-slow'];
 
 // ---------------------------------------------------------------------------
@@ -213,22 +196,6 @@ const median = (values) => {
   return n === 0 ? undefined : n % 2 ? sorted[n >> 1] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
 };
 
-const canPin = os.cpus().length >= 2 && (() => {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-function pinToCpu(pid, cpu) {
-  if (!canPin) return;
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
-  } catch {
-    // Not fatal.
-  }
-}
 
 // Resident memory of a process, read from /proc: VmRSS sampled every
 // `everyMs`, and VmHWM, the kernel's own peak, reset through clear_refs.
@@ -283,56 +250,15 @@ function rssWatch(pid, everyMs = 2) {
 }
 
 function startServer(settings, streamOnly = false) {
-  const proc = fork(fileURLToPath(import.meta.url), ['--child', String(settings.objects), String(settings.strings), settings.snapshotFile, streamOnly ? 'stream-only' : 'real'], {
+  return forkServer({
+    script: fileURLToPath(import.meta.url),
+    args: ['--child', String(settings.objects), String(settings.strings), settings.snapshotFile, streamOnly ? 'stream-only' : 'real'],
     execArgv: ['--expose-gc', '--max-old-space-size=8192'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(proc);
-  pinToCpu(proc.pid, 0);
-  const pending = new Map();
-  let nextId = 1;
-  let exited = false;
-  return new Promise((resolve, reject) => {
-    const startTimer = setTimeout(() => reject(new Error('server not ready after 120 s')), 120_000);
-    proc.on('exit', (code, signal) => {
-      exited = true;
-      children.delete(proc);
-      clearTimeout(startTimer);
-      const error = new Error(`server exited (${signal ?? code})`);
-      for (const { reject: r } of pending.values()) r(error);
-      pending.clear();
-      reject(error);
-    });
-    proc.on('message', (message) => {
-      if (message.type === 'ready') {
-        clearTimeout(startTimer);
-        pinToCpu(proc.pid, 0);
-        resolve({
-          pid: proc.pid,
-          port: message.port,
-          ready: message,
-          ask(type) {
-            if (exited) return Promise.reject(new Error('server has exited'));
-            const id = nextId++;
-            return new Promise((res, rej) => {
-              pending.set(id, { resolve: res, reject: rej });
-              proc.send({ type, id });
-            });
-          },
-          async stop() {
-            if (exited) return;
-            const gone = new Promise((r) => proc.once('exit', r));
-            proc.send({ type: 'exit' }, () => {});
-            const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-            await gone;
-            clearTimeout(timer);
-          },
-        });
-      } else if (pending.has(message.id)) {
-        pending.get(message.id).resolve(message);
-        pending.delete(message.id);
-      }
-    });
+    label: 'server',
+    children,
+    cpu: 0,
+    readyTimeoutMs: 120_000,
+    stopTimeoutMs: 5000,
   });
 }
 
@@ -349,21 +275,9 @@ function getSnapshot(port, slow, onHeaders) {
         let bytes = 0;
         let timer;
         if (slow) {
-          res.pause();
-          timer = setInterval(() => {
-            let got = 0;
-            while (got < 65536) {
-              const want = Math.min(65536 - got, res.readableLength);
-              if (want === 0) {
-                res.read(0);
-                break;
-              }
-              const chunk = res.read(want);
-              if (chunk === null) break;
-              got += chunk.length;
-            }
-            bytes += got;
-          }, 10);
+          timer = readSlowly(res, (chunk) => {
+            bytes += chunk.length;
+          });
         } else {
           res.on('data', (chunk) => (bytes += chunk.length));
         }

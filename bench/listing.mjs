@@ -57,33 +57,15 @@
 //
 // Results: a markdown table on stdout and bench/results/listing.md, raw data in
 // bench/results/listing.json.
-import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { canPin, forkServer, pinToCpu, provenance, readSlowly } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-// Which build the figures are of: the commit, and when dist/ was last built
-// (checked again at the end: a rebuild during the run would mix versions).
-function provenance() {
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    // Not a git checkout.
-  }
-  let distBuilt;
-  try {
-    distBuilt = statSync(path.join(here, '..', 'dist', 'src', 'tracker.js')).mtime.toISOString();
-  } catch {
-    distBuilt = 'unknown';
-  }
-  return { commit, distBuilt };
-}
 
 // ---------------------------------------------------------------------------
 // Child: one server, one mode. Talks to the parent over IPC only.
@@ -284,24 +266,22 @@ async function child(mode, count, flags) {
 // ---------------------------------------------------------------------------
 // Parent.
 
-const canPin = os.cpus().length >= 2 && (() => {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-function pinToCpu(pid, cpu) {
-  if (!canPin) return;
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
-  } catch {
-    // Not fatal: the figures are only noisier.
-  }
-}
 
 const children = new Set();
+
+async function startServer(mode, count, flags = []) {
+  const server = await forkServer({
+    script: fileURLToPath(import.meta.url),
+    args: ['--child', mode, String(count), flags.join(',') || '-'],
+    execArgv: ['--expose-gc', '--max-old-space-size=4096'],
+    label: mode,
+    children,
+    cpu: 0,
+    readyTimeoutMs: 120_000,
+    agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+  });
+  return { ...server, mode };
+}
 function killChildren() {
   for (const proc of children) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
 }
@@ -361,64 +341,6 @@ function rssWatch(pid, everyMs = 2) {
   };
 }
 
-function startServer(mode, count, flags = []) {
-  const proc = fork(fileURLToPath(import.meta.url), ['--child', mode, String(count), flags.join(',') || '-'], {
-    execArgv: ['--expose-gc', '--max-old-space-size=4096'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(proc);
-  pinToCpu(proc.pid, 0);
-  const pending = new Map();
-  let nextId = 1;
-  let exited = false;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  return new Promise((resolve, reject) => {
-    const startTimer = setTimeout(() => reject(new Error(`${mode}: not ready after 120 s`)), 120_000);
-    proc.on('exit', (code, signal) => {
-      exited = true;
-      children.delete(proc);
-      clearTimeout(startTimer);
-      const error = new Error(`${mode}: server exited (${signal ?? code})`);
-      for (const { reject: r } of pending.values()) r(error);
-      pending.clear();
-      reject(error);
-    });
-    proc.on('message', (message) => {
-      if (message.type === 'ready') {
-        clearTimeout(startTimer);
-        // Threads started since the fork (V8's workers) are pinned too.
-        pinToCpu(proc.pid, 0);
-        resolve({
-          mode,
-          pid: proc.pid,
-          ready: message,
-          port: message.port,
-          agent,
-          ask(type) {
-            if (exited) return Promise.reject(new Error(`${mode}: server has exited`));
-            const id = nextId++;
-            return new Promise((res, rej) => {
-              pending.set(id, { resolve: res, reject: rej });
-              proc.send({ type, id });
-            });
-          },
-          async stop() {
-            agent.destroy();
-            if (exited) return;
-            const gone = new Promise((r) => proc.once('exit', r));
-            proc.send({ type: 'exit' }, () => {});
-            const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-            await gone;
-            clearTimeout(timer);
-          },
-        });
-      } else if (pending.has(message.id)) {
-        pending.get(message.id).resolve(message);
-        pending.delete(message.id);
-      }
-    });
-  });
-}
 
 // One GET, body discarded but counted; times to headers, first byte and end.
 // `slow`: reads at most 64 KB every 10 ms (paused otherwise), on its own connection.
@@ -440,21 +362,7 @@ function get(server, urlPath, { keepBody = false, slow = false } = {}) {
         };
         let timer;
         if (slow) {
-          res.pause();
-          timer = setInterval(() => {
-            let got = 0;
-            while (got < 65536) {
-              const want = Math.min(65536 - got, res.readableLength);
-              if (want === 0) {
-                res.read(0);
-                break;
-              }
-              const chunk = res.read(want);
-              if (chunk === null) break;
-              got += chunk.length;
-              take(chunk);
-            }
-          }, 10);
+          timer = readSlowly(res, take);
         } else {
           res.on('data', take);
         }

@@ -24,13 +24,13 @@
 //   the per-round ratios (each variant against `none` of the same round).
 //
 // Results: a markdown table on stdout, and bench/results/overhead-<framework>.json.
-import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { canPin, forkServer, pinToCpu } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // `--variants a,b` replaces the list; `none` always comes first.
@@ -236,81 +236,16 @@ async function runFramework(framework, settings, children) {
 // On a 2-core machine the load generator and the server fight for the cores;
 // pinning each to its own core (taskset, where present) takes the scheduler's
 // moves out of the figures. Only one server is under load at a time.
-const canPin = os.cpus().length >= 2 && (() => {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const serverCpu = 0;
-const loadCpu = 1;
-
-function pinToCpu(pid, cpu) {
-  if (!canPin) return;
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
-  } catch {
-    // Not fatal: the figures are only noisier.
-  }
-}
 
 // Forks one server and wraps its IPC in request/response calls.
-function startServer(framework, variant, children) {
-  const proc = fork(fileURLToPath(import.meta.url), ['--child', framework, variant], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(proc);
-  pinToCpu(proc.pid, serverCpu);
-  const pending = new Map();
-  let nextId = 1;
-  let exited = false;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-
-  return new Promise((resolve, reject) => {
-    const startTimer = setTimeout(() => reject(new Error(`${framework}/${variant}: not ready after 30 s`)), 30_000);
-    proc.on('exit', (code, signal) => {
-      exited = true;
-      clearTimeout(startTimer);
-      const error = new Error(`${framework}/${variant}: server exited (${signal ?? code})`);
-      for (const { reject: r } of pending.values()) r(error);
-      pending.clear();
-      reject(error);
-    });
-    proc.on('message', (message) => {
-      if (message.type === 'ready') {
-        clearTimeout(startTimer);
-        resolve({
-          framework,
-          variant,
-          port: message.port,
-          agent,
-          ask(type) {
-            if (exited) return Promise.reject(new Error(`${framework}/${variant}: server has exited`));
-            const id = nextId++;
-            return new Promise((res, rej) => {
-              pending.set(id, { resolve: res, reject: rej });
-              proc.send({ type, id });
-            });
-          },
-          async stop() {
-            agent.destroy();
-            if (exited) return;
-            const gone = new Promise((r) => proc.once('exit', r));
-            proc.send({ type: 'exit' }, () => {});
-            const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-            await gone;
-            clearTimeout(timer);
-          },
-        });
-      } else if (pending.has(message.id)) {
-        pending.get(message.id).resolve(message);
-        pending.delete(message.id);
-      }
-    });
-  });
+async function startServer(framework, variant, children) {
+  const server = await forkServer({ script: fileURLToPath(import.meta.url), args: ['--child', framework, variant], label: `${framework}/${variant}`, children, cpu: serverCpu });
+  return { ...server, framework, variant };
 }
+const loadCpu = 1;
+
+
 
 // One measurement: the server's CPU time over exactly `requests` requests.
 async function measure(server, requests, concurrency) {

@@ -35,6 +35,22 @@ const hostBody = 'app ok';
 // taskprof's temporary snapshot directories (mkdtemp 'taskprof-' in the system temp directory).
 const taskprofTempDirs = () => readdirSync(tmpdir()).filter((name) => /^taskprof-[A-Za-z0-9]{6}$/.test(name));
 
+/** A Fastify host with taskprof and one route of its own; `before` adds hooks ahead of taskprof. */
+async function startFastify(options, before = () => {}) {
+  const app = fastify();
+  before(app);
+  await app.register(taskprofFastify, options);
+  app.get(hostRoute, async () => hostBody);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return {
+    server: app.server,
+    close: async () => {
+      app.server.closeAllConnections();
+      await app.close();
+    },
+  };
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves with `promise`, or rejects saying `what` did not happen within `ms`. */
@@ -150,19 +166,7 @@ const adapters = [
   },
   {
     name: 'fastify',
-    async start() {
-      const app = fastify();
-      await app.register(taskprofFastify, mountOptions);
-      app.get(hostRoute, async () => hostBody);
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      return {
-        server: app.server,
-        close: async () => {
-          app.server.closeAllConnections();
-          await app.close();
-        },
-      };
-    },
+    start: () => startFastify(mountOptions),
   },
 ];
 
@@ -372,22 +376,12 @@ const earlyAdapters = [
   },
   {
     name: 'fastify (an async onRequest hook ahead of taskprof)',
-    async start(options) {
-      const app = fastify();
-      app.addHook('onRequest', async () => {
-        await sleep(300);
-      });
-      await app.register(taskprofFastify, options);
-      app.get(hostRoute, async () => hostBody);
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      return {
-        server: app.server,
-        close: async () => {
-          app.server.closeAllConnections();
-          await app.close();
-        },
-      };
-    },
+    start: (options) =>
+      startFastify(options, (app) =>
+        app.addHook('onRequest', async () => {
+          await sleep(300);
+        }),
+      ),
   },
   {
     name: 'node:http (the host awaits before calling the handler)',

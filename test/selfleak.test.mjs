@@ -132,13 +132,25 @@ async function expectNothingLeftBehind(recorder, signalListeners) {
   assert.equal(trackingSettings().mode, 'off', 'tracking stopped with the last mount');
 }
 
-test('express: mount, use every endpoint, close: no task of taskprof is left, and the leak check passes', async () => {
+// Runs `use(dumpPath)` (mount, use every endpoint, close) under both checks:
+// taskprof's own leak check, and the independent recorder.
+async function expectCleanUnmount(use) {
   const dir = mkdtempSync(path.join(tmpdir(), 'taskprof-selfleak-'));
-  const dumpPath = path.join(dir, 'dump.txt');
   const signalListeners = process.listenerCount('SIGUSR2');
   const recorder = recordTaskprofTasks();
   const check = startLeakCheck();
   try {
+    await use(path.join(dir, 'dump.txt'));
+    await check.verify();
+    await expectNothingLeftBehind(recorder, signalListeners);
+  } finally {
+    recorder.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('express: mount, use every endpoint, close: no task of taskprof is left, and the leak check passes', () =>
+  expectCleanUnmount(async (dumpPath) => {
     const { default: taskprof } = await import('taskprof/express');
     const middleware = taskprof(fullOptions(dumpPath));
     const app = express();
@@ -153,21 +165,10 @@ test('express: mount, use every endpoint, close: no task of taskprof is left, an
     await once(server, 'close');
     await middleware.close();
     await middleware.close(); // idempotent
-    await check.verify();
-    await expectNothingLeftBehind(recorder, signalListeners);
-  } finally {
-    recorder.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('fastify and the standalone listener: closing them unmounts; the last one stops everything', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'taskprof-selfleak-'));
-  const dumpPath = path.join(dir, 'dump.txt');
-  const signalListeners = process.listenerCount('SIGUSR2');
-  const recorder = recordTaskprofTasks();
-  const check = startLeakCheck();
-  try {
+test('fastify and the standalone listener: closing them unmounts; the last one stops everything', () =>
+  expectCleanUnmount(async (dumpPath) => {
     const { default: plugin } = await import('taskprof/fastify');
     const { listen } = await import('taskprof/http');
     const app = Fastify();
@@ -183,13 +184,7 @@ test('fastify and the standalone listener: closing them unmounts; the last one s
     assert.notEqual(trackingSettings().mode, 'off');
     standalone.close();
     await once(standalone, 'close');
-    await check.verify();
-    await expectNothingLeftBehind(recorder, signalListeners);
-  } finally {
-    recorder.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('listen() on a port in use rejects and unmounts: it does not keep tracking running', async () => {
   const { listen } = await import('taskprof/http');
