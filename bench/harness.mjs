@@ -1,7 +1,7 @@
 // What the benches share: pinning processes to a CPU, forking a server child
 // that talks to the parent over IPC only, and saying which build a result is of.
 import { execFileSync, fork } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -130,4 +130,56 @@ export function readSlowly(res, onChunk) {
       onChunk(chunk);
     }
   }, 10);
+}
+
+// Resident memory of a process, read from /proc: VmRSS sampled every
+// `everyMs`, and VmHWM, the kernel's own peak, reset through clear_refs.
+export function rssWatch(pid, everyMs = 2) {
+  const read = () => {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  };
+  const resetHwm = () => {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let hwmReset = resetHwm();
+  const start = read();
+  let peak = start.rss;
+  let samples = 0;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, read().rss);
+      samples++;
+    } catch {
+      // The process is gone.
+    }
+  }, everyMs);
+  const take = () => {
+    const now = read();
+    const result = { rss: now.rss, peakRss: Math.max(peak, now.rss, hwmReset ? now.hwm : 0), sampledPeakRss: Math.max(peak, now.rss), hwm: now.hwm, samples };
+    return result;
+  };
+  return {
+    startRss: start.rss,
+    hwmReset,
+    // Ends a phase: its peak; the next phase starts from here.
+    phase() {
+      const result = take();
+      hwmReset = resetHwm();
+      const now = read();
+      peak = now.rss;
+      samples = 0;
+      return { ...result, nextStartRss: now.rss };
+    },
+    stop() {
+      clearInterval(timer);
+      return take();
+    },
+  };
 }

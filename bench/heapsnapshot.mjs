@@ -50,7 +50,7 @@ import path from 'node:path';
 import { Writable, pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canPin, forkServer, pinToCpu, provenance, readSlowly } from './harness.mjs';
+import { canPin, forkServer, pinToCpu, provenance, readSlowly, rssWatch } from './harness.mjs';
 import v8 from 'node:v8';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -197,57 +197,6 @@ const median = (values) => {
 };
 
 
-// Resident memory of a process, read from /proc: VmRSS sampled every
-// `everyMs`, and VmHWM, the kernel's own peak, reset through clear_refs.
-function rssWatch(pid, everyMs = 2) {
-  const read = () => {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (name) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  };
-  const resetHwm = () => {
-    try {
-      writeFileSync(`/proc/${pid}/clear_refs`, '5');
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  let hwmReset = resetHwm();
-  const start = read();
-  let peak = start.rss;
-  let samples = 0;
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, read().rss);
-      samples++;
-    } catch {
-      // The process is gone.
-    }
-  }, everyMs);
-  const take = () => {
-    const now = read();
-    const result = { rss: now.rss, peakRss: Math.max(peak, now.rss, hwmReset ? now.hwm : 0), sampledPeakRss: Math.max(peak, now.rss), hwm: now.hwm, samples };
-    return result;
-  };
-  return {
-    startRss: start.rss,
-    hwmReset,
-    // Ends a phase: its peak; the next phase starts from here.
-    phase() {
-      const result = take();
-      hwmReset = resetHwm();
-      const now = read();
-      peak = now.rss;
-      samples = 0;
-      return { ...result, nextStartRss: now.rss };
-    },
-    stop() {
-      clearInterval(timer);
-      return take();
-    },
-  };
-}
 
 function startServer(settings, streamOnly = false) {
   return forkServer({

@@ -57,13 +57,13 @@
 //
 // Results: a markdown table on stdout and bench/results/listing.md, raw data in
 // bench/results/listing.json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canPin, forkServer, pinToCpu, provenance, readSlowly } from './harness.mjs';
+import { canPin, forkServer, pinToCpu, provenance, readSlowly, rssWatch } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -306,40 +306,6 @@ function medianOf(objects) {
   return out;
 }
 
-// The server's resident memory, read from /proc by the parent: it keeps
-// sampling while the server's own event loop is busy. VmHWM, reset first
-// through clear_refs, catches peaks between samples.
-function rssWatch(pid, everyMs = 2) {
-  const read = () => {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (name) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  };
-  let hwmReset = false;
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    hwmReset = true;
-  } catch {
-    // Older kernels or no permission: the samples alone.
-  }
-  const start = read();
-  let peak = start.rss;
-  let samples = 0;
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, read().rss);
-      samples++;
-    } catch {
-      // The process is gone.
-    }
-  }, everyMs);
-  return () => {
-    clearInterval(timer);
-    const end = read();
-    const peakRss = Math.max(peak, end.rss, hwmReset ? end.hwm : 0);
-    return { startRss: start.rss, peakRss, rssRise: peakRss - start.rss, hwmReset, samples };
-  };
-}
 
 
 // One GET, body discarded but counted; times to headers, first byte and end.
@@ -405,9 +371,10 @@ async function batch(server, urlPath, n) {
 // A debug=2 dump with the server's memory watched from both sides.
 async function dump(server, slow) {
   await server.ask('sample-start');
-  const stopWatch = rssWatch(server.pid);
+  const watch = rssWatch(server.pid);
   const result = await timed(server, '/debug/pprof/tasks?debug=2', { slow });
-  const watched = stopWatch();
+  const end = watch.stop();
+  const watched = { rssRise: end.peakRss - watch.startRss, samples: end.samples, hwmReset: watch.hwmReset };
   const { sample } = await server.ask('sample-stop');
   const { body, ...rest } = result;
   // RSS from /proc (the parent's samples and VmHWM), the rest from the server's own samples.
