@@ -496,8 +496,9 @@ export class Tracker {
       // The record looks at its promise (weakly) to see whether it settled
       // (without a settled hook), and to find its raw stack (`full`).
       // The raw stack is captured right here: each frame V8 walks (ours too) costs.
+      // (Not once the records are full: #record would drop it.)
       let raw: StackHolder | undefined;
-      if (this.#rawStacks) {
+      if (this.#rawStacks && this.#recordCount < this.#settings.maxTasks) {
         const savedLimit = Error.stackTraceLimit;
         Error.stackTraceLimit = promiseCaptureDepth;
         Error.captureStackTrace((raw = {}), this.#onPromiseInit);
@@ -575,11 +576,15 @@ export class Tracker {
         return;
       }
       if (labels === ownWork) return;
-      const savedLimit = Error.stackTraceLimit;
-      Error.stackTraceLimit = type === 'Timeout' || type === 'Immediate' ? promiseCaptureDepth : resourceCaptureDepth;
-      const raw: StackHolder = {};
-      Error.captureStackTrace(raw, this.#onResourceInit);
-      Error.stackTraceLimit = savedLimit;
+      // Captured here, as in #onPromiseInit (a helper would be one more frame
+      // to walk), and not once the records are full: #record would drop it.
+      let raw: StackHolder | undefined;
+      if (this.#recordCount < this.#settings.maxTasks) {
+        const savedLimit = Error.stackTraceLimit;
+        Error.stackTraceLimit = type === 'Timeout' || type === 'Immediate' ? promiseCaptureDepth : resourceCaptureDepth;
+        Error.captureStackTrace((raw = {}), this.#onResourceInit);
+        Error.stackTraceLimit = savedLimit;
+      }
       const record = this.#record(type, 1, true, this.#onResourceInit, asyncId, resource, raw);
       // taskprof's own resources (its timers, its histogram) are not the app's tasks.
       if (record !== null) this.#countersOf(type).created++;
