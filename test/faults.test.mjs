@@ -501,3 +501,21 @@ test('a client that stops reading a debug=2 dump holds the listing gate for at m
   }
 });
 
+
+test('listings compute one at a time: beyond eight waiting, a listing gets 429 saying why, never a 5xx', { timeout: 60_000 }, async () => {
+  const { base, close } = await taskprofHttpServer();
+  const held = Array.from({ length: 50_000 }, () => new Promise(() => {}));
+  try {
+    const answers = await Promise.all(Array.from({ length: 12 }, () => get(`${base}/debug/pprof/tasks?debug=1`, 30_000)));
+    const statuses = answers.map((a) => a.status);
+    assert.ok(statuses.every((s) => s === 200 || s === 429), statuses.join(' '));
+    const busy = answers.find((a) => a.status === 429);
+    assert.ok(busy, `some listing waited beyond the eight: ${statuses.join(' ')}`);
+    assert.equal(busy.headers['retry-after'], '1');
+    assert.match(busy.body.toString(), /^Too many requests: too many listings and profiles are queued/);
+    assert.ok(statuses.filter((s) => s === 200).length >= 9, 'the running one and the eight waiting are answered');
+  } finally {
+    held.length = 0;
+    await close();
+  }
+});
