@@ -2,9 +2,11 @@
 // site and labels) at an interval, keeps a window of those counts in fixed
 // arrays, and flags the groups that keep growing. Node's counterpart of Go's
 // goroutineleak profile, found by trend instead of by reachability.
-import { tracker as defaultTracker, type Tracker, type TypeCount } from './tracker.js';
+import { tracker as defaultTracker, type Tracker } from './tracker/tracker.js';
+import type { TypeCount } from './tracker/types.js';
+import { listTasks, type TaskGroup } from './tasks/groups.js';
 import type { StackEntry } from './stack.js';
-import { emptyLabels, type Labels } from './labels.js';
+import type { Labels } from './labels.js';
 
 export interface LeakDetectionOptions {
   /** How often group counts are sampled, in ms. Default 10000. */
@@ -38,8 +40,10 @@ export interface Suspect {
   type: string;
   labels: Labels;
   stack: StackEntry | undefined;
-  /** Live tasks in the group at the last sample (an estimate when tracking samples). */
+  /** Live tasks in the group at the last sample (an estimate where the stack budget sampled its stacks). */
   count: number;
+  /** Whether `count` is an estimate (the group's stacks were sampled by the stack budget). */
+  estimated: boolean;
   /** Tasks added per minute since growth began. */
   growthPerMinute: number;
   /** Date.now() of the last sample at the group's low point, where growth began. */
@@ -63,6 +67,7 @@ interface Group {
   oldestCreatedAt: number;
   /** Absolute sample number at which the count was last above zero. */
   lastNonZero: number;
+  estimated: boolean;
 }
 
 interface Tally {
@@ -71,6 +76,7 @@ interface Tally {
   stack: StackEntry | undefined;
   count: number;
   oldestCreatedAt: number;
+  estimated: boolean;
 }
 
 export class GrowthDetector {
@@ -152,15 +158,10 @@ export class GrowthDetector {
     try {
       const slot = this.#samples % this.#capacity;
       this.#times[slot] = now;
-      // Timers cleared since the tracker's last sweep would otherwise count as live.
-      this.#tracker.sweep();
-      // Under `full`, stacks of new tasks are formatted oldest first, within a
-      // budget: a burst of new tasks is taken in over several samples rather
-      // than holding the event loop (about 6.5 µs a stack).
-      this.#tracker.formatStacks(sampleFormatBudgetMs);
-      const types = this.#tracker.typeCounts(false);
-      this.#sampleGroups(slot, settings, types);
-      this.#sampleTypes(slot, types);
+      // Exact counts; groups estimated where the stack budget sampled them.
+      const listing = listTasks(this.#tracker, { detail: false });
+      this.#sampleGroups(slot, settings, listing.groups);
+      this.#sampleTypes(slot, listing.counts);
       this.#samples++;
       this.#suspects = this.#evaluate(now, settings);
     } catch (error) {
@@ -170,45 +171,16 @@ export class GrowthDetector {
     }
   }
 
-  #tally(types: readonly TypeCount[]): Map<string, Tally> {
+  #tally(groups: readonly TaskGroup[]): Map<string, Tally> {
     const tallies = new Map<string, Tally>();
-    if (this.#tracker.mode === 'counts' || this.#tracker.mode === 'off') {
-      // No stacks: the types are the groups.
-      for (const count of types) {
-        tallies.set(count.type, {
-          type: count.type,
-          labels: emptyLabels,
-          stack: undefined,
-          count: count.live,
-          oldestCreatedAt: this.#tracker.oldest(count.type)?.createdAt ?? NaN,
-        });
-      }
-      return tallies;
+    for (const group of groups) {
+      tallies.set(group.key, { type: group.type, labels: group.labels, stack: group.entry, count: group.count, oldestCreatedAt: group.oldestCreatedAt, estimated: group.estimated });
     }
-    this.#tracker.forEachLive((record) => {
-      // Under `full` a new task's stack is formatted by the tracker's own
-      // budgeted passes; reading it here would format a burst all at once.
-      if (record.stackPending || record.stack === undefined) return;
-      const key = `${record.type}\0${record.stack.key}\0${record.labels?.key ?? ''}`;
-      const tally = tallies.get(key);
-      if (tally === undefined) {
-        tallies.set(key, {
-          type: record.type,
-          labels: record.labels?.values ?? emptyLabels,
-          stack: record.stack,
-          count: record.weight,
-          oldestCreatedAt: record.createdAt,
-        });
-      } else {
-        tally.count += record.weight;
-        if (record.createdAt < tally.oldestCreatedAt) tally.oldestCreatedAt = record.createdAt;
-      }
-    });
     return tallies;
   }
 
-  #sampleGroups(slot: number, settings: LeakDetectionSettings, types: readonly TypeCount[]): void {
-    const tallies = this.#tally(types);
+  #sampleGroups(slot: number, settings: LeakDetectionSettings, groups: readonly TaskGroup[]): void {
+    const tallies = this.#tally(groups);
     for (const group of this.#groups.values()) group.values[slot] = 0;
     this.#unfollowed = 0;
     for (const [key, tally] of tallies) {
@@ -218,11 +190,12 @@ export class GrowthDetector {
           this.#unfollowed++;
           continue;
         }
-        group = { type: tally.type, labels: tally.labels, stack: tally.stack, values: new Float32Array(this.#capacity), oldestCreatedAt: tally.oldestCreatedAt, lastNonZero: 0 };
+        group = { type: tally.type, labels: tally.labels, stack: tally.stack, values: new Float32Array(this.#capacity), oldestCreatedAt: tally.oldestCreatedAt, lastNonZero: 0, estimated: false };
         this.#groups.set(key, group);
       }
       group.values[slot] = tally.count;
       group.oldestCreatedAt = tally.oldestCreatedAt;
+      group.estimated = tally.estimated;
       if (tally.count > 0) group.lastNonZero = this.#samples;
     }
     // A group at zero for a whole window is forgotten.
@@ -321,6 +294,7 @@ export class GrowthDetector {
         labels: group.labels,
         stack: group.stack,
         count: current,
+        estimated: group.estimated,
         growthPerMinute: (growth * 60_000) / Math.max(1, now - since),
         since,
         oldestAgeMs,
@@ -358,9 +332,6 @@ export function kendallTau(series: ArrayLike<number>, from: number, to: number):
 
 /** Most samples a window may hold (8 hours at the default interval): bounds memory (4 bytes per sample per group) and work. */
 export const maxWindowSamples = 2880;
-
-// Time a sample may spend formatting new tasks' stacks (`full`).
-const sampleFormatBudgetMs = 50;
 
 /** The process-wide detector, started by the first mount. */
 export const growthDetector = new GrowthDetector();

@@ -2,17 +2,18 @@
 import type { Writable } from 'node:stream';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
-import { tracker, defaultTrackerSettings, trackingModes, type TrackerSettings, type TypeCount } from './tracker.js';
+import { tracker } from './tracker/tracker.js';
+import { defaultTrackerSettings, trackingModes, type TrackerSettings, type TypeCount } from './tracker/types.js';
 import { extendLabels, ownWork, runWithLabels, type Labels } from './labels.js';
 import { createTasksProfile } from './profiles/tasks.js';
 import { configureTracking } from './node.js';
 
 export type { TaskprofOptions, DebugRequestInfo, LeakDetectionOptions } from './options.js';
-export type { TrackingMode, TrackerSettings, TypeCount } from './tracker.js';
+export type { TrackingMode, TrackerSettings, TypeCount } from './tracker/types.js';
 export type { Labels } from './labels.js';
 export type { StackFrame } from './stack.js';
 
-/** Live tasks now: Node's runtime.NumGoroutine(). An estimate in part when tracking samples. */
+/** Live tasks now, exact: Node's runtime.NumGoroutine(). */
 export function taskCount(): number {
   return tracker.total();
 }
@@ -34,16 +35,16 @@ export function withLabels<T>(labels: Labels, fn: () => T): T {
   return runWithLabels(extendLabels(labels), fn);
 }
 
-/** Starts tracking, or changes how it tracks; unspecified settings keep their current (or default) values. */
+/** Starts tracking, or changes how it tracks (mode, stackBudget, maxTasks); unspecified settings keep their current (or default) values. */
 export function startTracking(settings: Partial<TrackerSettings> = {}): void {
   const current = tracker.settings;
   const next: TrackerSettings = {
     mode: settings.mode ?? (current.mode === 'off' ? defaultTrackerSettings.mode : current.mode),
-    samplingInterval: settings.samplingInterval ?? current.samplingInterval,
+    stackBudget: settings.stackBudget ?? current.stackBudget,
     maxTasks: settings.maxTasks ?? current.maxTasks,
   };
   if (!trackingModes.includes(next.mode)) throw new TypeError(`startTracking: mode must be one of ${trackingModes.join(', ')}`);
-  if (!Number.isSafeInteger(next.samplingInterval) || next.samplingInterval < 1) throw new TypeError('startTracking: samplingInterval must be an integer >= 1');
+  if (typeof next.stackBudget !== 'number' || !(next.stackBudget >= 0 && next.stackBudget <= 1)) throw new TypeError('startTracking: stackBudget must be a share of CPU time from 0 to 1');
   if (!Number.isSafeInteger(next.maxTasks) || next.maxTasks < 0) throw new TypeError('startTracking: maxTasks must be an integer >= 0');
   configureTracking(next);
 }

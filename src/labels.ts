@@ -4,6 +4,8 @@
 // mode, into every async callback). AsyncLocalStorage would do the same at
 // several times the cost on Node 20 and 22 (docs/design.md).
 
+import type { RouteSlot } from './routes.js';
+
 export type Labels = Readonly<Record<string, string>>;
 
 const emptyLabels: Labels = Object.freeze({});
@@ -17,6 +19,10 @@ export class LabelSet {
   #values: Labels;
   #late: (() => Labels | undefined) | undefined;
   #key: string | undefined;
+  /** Where the route tally counts this set's tasks (kept here: one read per task). */
+  routeSlot: RouteSlot | undefined;
+  /** The stack budget's capture class of this set's promises, once the route is known. */
+  promiseCaptureClass: object | undefined;
 
   constructor(values: Labels, late?: () => Labels | undefined) {
     this.#values = values;

@@ -1,10 +1,12 @@
-// Prometheus metrics through prom-client: task counts by type, cumulative
-// created/completed/abandoned counters (so rate() sees spikes a gauge scraped
-// every 15 s misses), the oldest task's age, live tasks by route, and the
-// growth detector's suspects. Every value is read from counters the tracker
-// keeps up to date: a scrape never walks the tasks.
+// Prometheus metrics through prom-client: exact task counts by type,
+// cumulative created/completed/abandoned counters (so rate() sees spikes a
+// gauge scraped every 15 s misses), the oldest recorded task's age, live
+// tasks by route, and the growth detector's suspects. Every value is read
+// from counts the tracker keeps up to date; only live timers are counted by
+// walking Node's timer lists (docs/design.md).
 import { Counter, Gauge, Registry } from 'prom-client';
-import { tracker as defaultTracker, type Tracker, type TypeCount } from './tracker.js';
+import { tracker as defaultTracker, type TaskSnapshot, type Tracker } from './tracker/tracker.js';
+import type { TypeCount } from './tracker/types.js';
 import { growthDetector as defaultDetector, type GrowthDetector } from './growth.js';
 
 export type PromRegistry = Registry<'text/plain; version=0.0.4; charset=utf-8'> | Registry<'application/openmetrics-text; version=1.0.0; charset=utf-8'>;
@@ -14,11 +16,11 @@ export const defaultMetricsPrefix = 'taskprof_';
 // The metrics of one scrape are collected one after another in the same
 // turn (prom-client calls every collect() before awaiting any): they share
 // one read of the counts, dropped once that turn is over.
-function createSnapshotReader(tracker: Tracker): () => TypeCount[] {
-  let snapshot: TypeCount[] | undefined;
+function createSnapshotReader(tracker: Tracker): () => TaskSnapshot {
+  let snapshot: TaskSnapshot | undefined;
   return () => {
     if (snapshot === undefined) {
-      snapshot = tracker.typeCounts(false);
+      snapshot = tracker.snapshot();
       queueMicrotask(() => {
         snapshot = undefined;
       });
@@ -29,15 +31,7 @@ function createSnapshotReader(tracker: Tracker): () => TypeCount[] {
 
 const routeHelp = 'Live tasks created while serving each HTTP route (method and route template); routes past the maxRoutes option are counted as route="other".';
 
-// prom-client reads `help` at every scrape; the note on estimates follows the tracking mode.
-function setHelp(metric: Gauge<string>, help: string): void {
-  (metric as unknown as { help: string }).help = help;
-}
-
-function estimateNote(tracker: Tracker): string {
-  if (!tracker.sampled) return '';
-  return ` Promise values are estimates: tracking mode "${tracker.mode}" records 1 in ${tracker.settings.samplingInterval} promises.`;
-}
+const sinceTracking = ' Counts tasks made since tracking started (tasks already pending then are not counted), so created - completed - abandoned = tasks.';
 
 /**
  * Creates taskprof's metrics on `registry`. A registry gets them once; a name
@@ -52,14 +46,11 @@ export function registerTaskMetrics(
   const read = createSnapshotReader(tracker);
   const registers = [registry];
   const metrics: Array<Gauge | Counter> = [];
-  const typeHelp = 'Live tasks (pending promises, timers, sockets, servers, requests and other async resources) by type: Node\'s go_goroutines.';
-  const counterOf = (byType: (count: TypeCount) => number | undefined) =>
+  const typeHelp = 'Live tasks (pending promises, timers, sockets, servers, requests) by type, exact: Node\'s go_goroutines. Tasks made since tracking started.';
+  const counterOf = (byType: (count: TypeCount) => number) =>
     function (this: Counter<'type'>): void {
       this.reset();
-      for (const count of read()) {
-        const value = byType(count);
-        if (value !== undefined) this.inc({ type: count.type }, value);
-      }
+      for (const count of read().counts) this.inc({ type: count.type }, byType(count));
     };
   const definitions: Array<() => Gauge | Counter> = [
     () =>
@@ -69,15 +60,14 @@ export function registerTaskMetrics(
         labelNames: ['type'],
         registers,
         collect(this: Gauge<'type'>) {
-          setHelp(this, typeHelp + estimateNote(tracker));
           this.reset();
-          for (const count of read()) this.set({ type: count.type }, count.live);
+          for (const count of read().counts) this.set({ type: count.type }, count.live);
         },
       }),
     () =>
       new Counter({
         name: prefix + 'tasks_created_total',
-        help: 'Tasks created by type since tracking started. Without full tracking, only handles made through Node\'s public functions (timers, servers, client sockets and requests, child processes) are counted, and promises are estimates.',
+        help: 'Tasks created by type since tracking started.' + sinceTracking,
         labelNames: ['type'],
         registers,
         collect: counterOf((count) => count.created),
@@ -85,32 +75,40 @@ export function registerTaskMetrics(
     () =>
       new Counter({
         name: prefix + 'tasks_completed_total',
-        help: 'Tasks that settled, fired, closed or were destroyed, by type, since tracking started. Handles appear only under full tracking (otherwise their ends are not seen); promises are estimates when tracking samples.',
+        help: 'Tasks that settled, fired, were cleared, closed or were destroyed, by type, since tracking started.' + sinceTracking,
         labelNames: ['type'],
         registers,
-        collect: counterOf((count) => (count.completionsCounted ? count.completed : undefined)),
+        collect: counterOf((count) => count.completed),
       }),
     () =>
       new Counter({
         name: prefix + 'tasks_abandoned_total',
-        help: 'Tasks garbage collected without ever settling (a promise nobody resolves and nobody holds), by type; see /debug/pprof/leaks for where they were made. Only under full tracking, whose settled hook tells these apart.',
+        help: 'Tasks garbage collected without ever settling (a promise nobody resolves and nobody holds), by type, counted after the collection that found them; see /debug/pprof/leaks for where they were made.',
         labelNames: ['type'],
         registers,
-        collect: counterOf((count) => (count.abandonedCounted ? count.abandoned : undefined)),
+        collect: counterOf((count) => count.abandoned),
       }),
     () =>
       new Gauge({
         name: prefix + 'task_oldest_age_seconds',
-        help: 'Age of the oldest live task of each type with a record (every task under full tracking; the sampled ones otherwise).',
+        help: 'Age of the oldest live task of each type among those with a record (every task while stack capture is within its budget).',
         labelNames: ['type'],
         registers,
         collect(this: Gauge<'type'>) {
           this.reset();
           const now = Date.now();
-          for (const count of read()) {
-            const oldest = tracker.oldest(count.type);
-            if (oldest !== undefined) this.set({ type: count.type }, (now - oldest.createdAt) / 1000);
-          }
+          for (const [type, createdAt] of read().oldest) this.set({ type }, (now - createdAt) / 1000);
+        },
+      }),
+    () =>
+      new Gauge({
+        name: prefix + 'tasks_without_stack',
+        help: 'Live tasks of each type without a creation stack: not captured (over the stack budget, or tracking counts), or maxTasks records were held. They are counted in taskprof_tasks all the same.',
+        labelNames: ['type'],
+        registers,
+        collect(this: Gauge<'type'>) {
+          this.reset();
+          for (const count of read().counts) this.set({ type: count.type }, count.withoutStack);
         },
       }),
     () =>
@@ -120,9 +118,8 @@ export function registerTaskMetrics(
         labelNames: ['method', 'route'],
         registers,
         collect(this: Gauge<'method' | 'route'>) {
-          setHelp(this, routeHelp + estimateNote(tracker));
           this.reset();
-          for (const count of tracker.routes.counts()) this.set({ method: count.method, route: count.route }, Math.max(0, Math.round(count.live)));
+          for (const count of tracker.routeCounts()) this.set({ method: count.method, route: count.route }, Math.max(0, count.live));
         },
       }),
     () =>
@@ -137,7 +134,7 @@ export function registerTaskMetrics(
     () =>
       new Counter({
         name: prefix + 'tracker_dropped_total',
-        help: 'Tasks not recorded because the tracker held maxTasks records; counts stay right, listings miss them.',
+        help: 'Tasks not recorded because the tracker held maxTasks records; counts stay exact, listings show them as tasks without a record.',
         registers,
         collect(this: Counter) {
           this.reset();
@@ -147,7 +144,7 @@ export function registerTaskMetrics(
     () =>
       new Gauge({
         name: prefix + 'tracker_records',
-        help: 'Task records the tracker holds now (its memory grows with this, up to maxTasks).',
+        help: 'Task records held now: promises with a stack and handles (at most maxTasks), and live timers (whose records their timers hold).',
         registers,
         collect(this: Gauge) {
           this.set(tracker.recordCount);

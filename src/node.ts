@@ -7,7 +7,8 @@ import { Readable, pipeline } from 'node:stream';
 import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './options.js';
 import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
 import { LabelSet, ownWork, runWithLabels, type Labels } from './labels.js';
-import { tracker, defaultTrackerSettings, type TrackerSettings } from './tracker.js';
+import { tracker } from './tracker/tracker.js';
+import { defaultTrackerSettings, type TrackerSettings } from './tracker/types.js';
 import { loadEngine } from './engine.js';
 import { heapSampler } from './profiles/heap.js';
 import { startRuntimeStats, stopRuntimeStats } from './vars.js';
@@ -71,7 +72,7 @@ function applyTracking(options: ResolvedOptions): void {
   if (options.tracking === undefined && (trackingConfigured || trackingHold.deferred !== undefined)) return;
   configureTracking({
     mode: options.tracking ?? defaultTrackerSettings.mode,
-    samplingInterval: options.samplingInterval,
+    stackBudget: options.stackBudget,
     maxTasks: options.maxTasks,
   });
 }

@@ -1,6 +1,6 @@
 // The one options type, its defaults, and its validation.
 import type { IncomingHttpHeaders } from 'node:http';
-import { defaultTrackerSettings, trackingModes, type TrackingMode } from './tracker.js';
+import { defaultTrackerSettings, trackingModes, type TrackingMode } from './tracker/types.js';
 import { profilerEngines, type ProfilerEngineName } from './engine.js';
 import { defaultDumpLimitBytes } from './profiles/tasks.js';
 import { defaultHeapSamplingBytes } from './profiles/heap.js';
@@ -26,14 +26,19 @@ export interface TaskprofOptions {
   /** Path under which the endpoints are served. Default `/debug`. */
   prefix?: string;
   /**
-   * What the tracker records: `full` (a stack for every task), `sampled` (stacks for
-   * one in `samplingInterval` high-volume tasks, counts scaled), `counts` (counts
-   * only), `off`. Default `sampled`. Process-wide: the last one set wins.
+   * What the tracker records. Every mode but `off` counts every task exactly.
+   * `sampled` (the default): a creation stack for every task while capturing
+   * them stays within `stackBudget`, sampled above it; `full`: a stack for
+   * every task, and every async resource Node reports; `counts`: counts by
+   * type only; `off`. Process-wide: the last one set wins.
    */
   tracking?: TrackingMode;
-  /** Mean gap between sampled high-volume tasks in `sampled` and `counts` modes. Default 256. */
-  samplingInterval?: number;
-  /** Most task records kept at once; tasks beyond it are counted as dropped. Default 200000. */
+  /**
+   * `sampled`: the share of the process's CPU time that capturing creation
+   * stacks may take, from 0 to 1. Default 0.01 (1%).
+   */
+  stackBudget?: number;
+  /** Most task records (with their stacks) kept at once; counts are never capped. Default 200000. */
   maxTasks?: number;
   /** Allow requests carrying `Authorization: Bearer <token>`, from anywhere. */
   token?: string;
@@ -88,7 +93,7 @@ export type HeapSampling = 'inuse' | 'allocs' | 'off';
 export interface ResolvedOptions {
   prefix: string;
   tracking: TrackingMode | undefined;
-  samplingInterval: number;
+  stackBudget: number;
   maxTasks: number;
   token: string | undefined;
   authorize: ((request: DebugRequestInfo) => boolean | Promise<boolean>) | undefined;
@@ -112,6 +117,14 @@ function positiveInteger(name: string, value: unknown, fallback: number, min: nu
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new TypeError(`taskprof: option "${name}" must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function shareOption(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
+    throw new TypeError(`taskprof: option "${name}" must be a share of CPU time from 0 to 1 (0.01 is 1%), got ${String(value)}`);
   }
   return value;
 }
@@ -177,6 +190,9 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     throw new TypeError(`taskprof: option "prefix" must be a path starting with "/", got ${JSON.stringify(prefix)}`);
   }
   prefix = prefix.replace(/\/+$/, '');
+  if ((options as { samplingInterval?: unknown }).samplingInterval !== undefined) {
+    throw new TypeError('taskprof: option "samplingInterval" is gone: counts are exact, and stacks are captured within "stackBudget" (a share of CPU time, default 0.01)');
+  }
   const tracking = options.tracking;
   if (tracking !== undefined && !trackingModes.includes(tracking)) {
     throw new TypeError(`taskprof: option "tracking" must be one of ${trackingModes.join(', ')}, got ${JSON.stringify(tracking)}`);
@@ -209,7 +225,7 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
   return {
     prefix,
     tracking,
-    samplingInterval: positiveInteger('samplingInterval', options.samplingInterval, defaultTrackerSettings.samplingInterval, 1),
+    stackBudget: shareOption('stackBudget', options.stackBudget, defaultTrackerSettings.stackBudget),
     maxTasks: positiveInteger('maxTasks', options.maxTasks, defaultTrackerSettings.maxTasks, 0),
     token,
     authorize,

@@ -1,13 +1,13 @@
-// Live tasks by HTTP route, kept up to date as records come and go, so that a
+// Live tasks by HTTP route, kept up to date as tasks come and go, so that a
 // scrape reads a few numbers instead of walking every task. Express learns a
 // request's route only after routing: label sets still waiting for theirs
-// are held apart and moved to their route's count when it is known.
+// are held apart and moved to their route's count when it is known. Each
+// label set keeps its slot itself (one property read per task, no lookup).
 import type { LabelSet } from './labels.js';
 
 export interface RouteCount {
   readonly method: string;
   readonly route: string;
-  /** Live tasks (an estimate when tracking samples). */
   live: number;
 }
 
@@ -15,79 +15,105 @@ export interface RouteCount {
 export const OVERFLOW_ROUTE = 'other';
 export const defaultMaxRoutes = 100;
 
-interface Slot {
-  /** undefined while the route is not known yet. */
+/** Where a label set's tasks are counted; `count` undefined while its route is not known yet. */
+export interface RouteSlot {
+  readonly tally: RouteTally;
+  readonly generation: number;
   count: RouteCount | undefined;
-  /** Weight counted while the route was not known. */
+  /** Tasks counted while the route was not known. */
   pending: number;
+  /** This set has no route and never will (a 404, say): not counted by route. */
+  none: boolean;
 }
 
 export class RouteTally {
   /** Distinct (method, route) pairs counted on their own; the rest go to route="other". */
   limit = defaultMaxRoutes;
   #counts = new Map<string, RouteCount>();
-  #slots = new WeakMap<LabelSet, Slot | null>();
   #pending = new Set<LabelSet>();
+  #generation = 0;
 
-  add(labels: LabelSet, weight: number): void {
-    let slot = this.#slots.get(labels);
-    if (slot === undefined) {
-      slot = this.#slotFor(labels);
-      this.#slots.set(labels, slot);
-    }
-    if (slot === null) return;
-    if (slot.count !== undefined) slot.count.live += weight;
+  #slotOf(labels: LabelSet): RouteSlot {
+    const slot = labels.routeSlot;
+    if (slot !== undefined && slot.tally === this && slot.generation === this.#generation) return slot;
+    const fresh: RouteSlot = { tally: this, generation: this.#generation, count: undefined, pending: 0, none: false };
+    this.#place(labels, fresh);
+    labels.routeSlot = fresh;
+    return fresh;
+  }
+
+  add(labels: LabelSet, n: number): void {
+    const slot = this.#slotOf(labels);
+    if (slot.none) return;
+    if (slot.count !== undefined) slot.count.live += n;
     else {
-      slot.pending += weight;
+      slot.pending += n;
       this.#pending.add(labels);
     }
   }
 
-  remove(labels: LabelSet, weight: number): void {
-    const slot = this.#slots.get(labels);
-    if (slot === undefined || slot === null) return;
-    if (slot.count !== undefined) slot.count.live -= weight;
+  remove(labels: LabelSet, n: number): void {
+    const slot = labels.routeSlot;
+    if (slot === undefined || slot.tally !== this || slot.generation !== this.#generation || slot.none) return;
+    if (slot.count !== undefined) slot.count.live -= n;
     else {
-      slot.pending -= weight;
+      slot.pending -= n;
       if (slot.pending <= 0) this.#pending.delete(labels);
     }
   }
 
-  /** Counts by route; label sets whose route became known since are moved first. */
-  counts(): RouteCount[] {
+  /**
+   * Counts by route; label sets whose route became known since are moved
+   * first. `extra` adds tasks counted elsewhere (walked timers), by label set.
+   */
+  counts(extra?: ReadonlyMap<LabelSet, number>): RouteCount[] {
     for (const labels of this.#pending) {
-      const slot = this.#slots.get(labels);
-      if (slot === undefined || slot === null || slot.count !== undefined) {
+      const slot = labels.routeSlot;
+      if (slot === undefined || slot.tally !== this || slot.generation !== this.#generation || slot.count !== undefined || slot.none) {
         this.#pending.delete(labels);
         continue;
       }
-      const resolved = this.#slotFor(labels);
-      if (resolved === null) {
-        // Never routed (a 404, say): not counted by route.
-        this.#slots.set(labels, null);
-        this.#pending.delete(labels);
-      } else if (resolved.count !== undefined) {
-        resolved.count.live += slot.pending;
-        slot.count = resolved.count;
+      this.#place(labels, slot);
+      const placed = slot.count as RouteCount | undefined;
+      if (slot.none || placed !== undefined) {
+        if (placed !== undefined) placed.live += slot.pending;
         slot.pending = 0;
         this.#pending.delete(labels);
       }
     }
-    return [...this.#counts.values()];
+    const result = [...this.#counts.values()].map((c) => ({ ...c }));
+    if (extra !== undefined && extra.size > 0) {
+      const byKey = new Map(result.map((c) => [c.method + '\0' + c.route, c]));
+      for (const [labels, n] of extra) {
+        const slot = this.#slotOf(labels);
+        if (slot.count === undefined) continue;
+        const key = slot.count.method + '\0' + slot.count.route;
+        const entry = byKey.get(key) ?? { method: slot.count.method, route: slot.count.route, live: 0 };
+        entry.live += n;
+        if (!byKey.has(key)) {
+          byKey.set(key, entry);
+          result.push(entry);
+        }
+      }
+    }
+    return result;
   }
 
   clear(): void {
     this.#counts.clear();
-    this.#slots = new WeakMap();
     this.#pending.clear();
+    this.#generation++;
   }
 
-  // null: this set has no route and never will.
-  #slotFor(labels: LabelSet): Slot | null {
+  // Finds the slot's route count, or marks it as having none.
+  #place(labels: LabelSet, slot: RouteSlot): void {
     const values = labels.values;
     const route = values.route;
-    if (route === undefined) return labels.pending ? { count: undefined, pending: 0 } : null;
-    return { count: this.#countFor(values.method ?? '', route), pending: 0 };
+    if (route === undefined) {
+      if (!labels.pending) slot.none = true;
+      return;
+    }
+    slot.count = this.#countFor(values.method ?? '', route);
   }
 
   #countFor(method: string, route: string): RouteCount {

@@ -14,24 +14,21 @@ export interface StackFrame {
 export interface StackEntry {
   readonly id: number;
   readonly key: string;
-  /** Live records that point at this entry; the entry is forgotten at zero. */
-  refs: number;
   /** Parsed and source-mapped frames, built on first report. */
   frames: StackFrame[] | undefined;
 }
 
 // Frames kept per stack after Node's and taskprof's own frames are dropped.
 const keptFrames = 24;
-// Frames V8 walks per capture; walking one costs 0.2 to 0.5 µs in optimized
-// code (measured in a Fastify app), formatting it as much again. \`sampled\`'s
-// wrappers capture right at the caller's frame and format at once (few tasks
-// have a record). \`full\` captures every task raw in its hooks and formats
-// only the stacks that are read, with enough frames for the user's frame and
-// a few callers: a promise's creator is the first frame under the hook; a
-// timer's is 4 frames down, a client socket's about 12.
-export const promiseCaptureDepth = 8;
-export const resourceCaptureDepth = 16;
-export const shallowCaptureDepth = 20;
+// Frames V8 walks per capture. A capture costs microseconds, and more with
+// each frame (docs/design.md), so each kind walks what reaches the line that
+// made the task and a few callers: a promise's creator is the first frame
+// under the promise hook; a timer's is three frames under the Timeout
+// constructor; a client socket of an HTTP request is made about ten frames
+// inside Node.
+export const promiseCaptureDepth = 10;
+export const timerCaptureDepth = 12;
+export const resourceCaptureDepth = 20;
 // Shown when every frame is Node's own, so that the task is still recognisable.
 const internalFallbackFrames = 3;
 
@@ -40,7 +37,7 @@ const ownDirUrl = 'file://' + ownDir + '/dist/';
 const ownDirPath = ownDir + path.sep + 'dist' + path.sep;
 
 // Node's own hook and timer plumbing: never informative, even as a fallback.
-const plumbingFiles = new Set(['node:internal/async_hooks', 'node:internal/timers', 'node:internal/process/task_queues', 'node:internal/promise_hooks']);
+const plumbingFiles = new Set(['node:internal/async_hooks', 'node:internal/timers', 'node:internal/process/task_queues', 'node:internal/promise_hooks', 'node:diagnostics_channel']);
 
 /** Returned by capture when the task was created by taskprof itself. */
 export const OWN_TASK = '\u0000taskprof';
@@ -53,11 +50,12 @@ function isOwn(file: string): boolean {
   return file.startsWith(ownDirPath) || file.startsWith(ownDirUrl);
 }
 
-// taskprof's wrappers sit between the app and Node (the app's http.get goes
-// through the wrapper before Node's net.connect reaches the next one): their
-// frames are skipped like Node's, not taken as taskprof's own work.
+// taskprof's wrappers and accessors sit between the app and Node (the app's
+// http.get goes through the Agent wrapper before Node's net.connect reaches
+// the socket's): their frames are skipped like Node's, not taken as
+// taskprof's own work.
 function isWrapper(file: string): boolean {
-  return file.endsWith('/src/instrument.js');
+  return file.endsWith('/src/tracker/handles.js') || file.endsWith('/src/tracker/timers.js');
 }
 
 function frameKey(site: NodeJS.CallSite, file: string): string {
@@ -94,11 +92,6 @@ function stackKeyOf(_error: Error, sites: NodeJS.CallSite[]): string {
   return key;
 }
 
-/** An object given to Error.captureStackTrace. */
-export interface StackHolder {
-  stack?: string;
-}
-
 function withStackSettings<T>(depth: number, prepare: typeof Error.prepareStackTrace, fn: () => T): T {
   const savedLimit = Error.stackTraceLimit;
   const savedPrepare = Error.prepareStackTrace;
@@ -118,42 +111,44 @@ function withStackSettings<T>(depth: number, prepare: typeof Error.prepareStackT
  */
 export function captureStackKey(above: Function, depth: number): string {
   return withStackSettings(depth, stackKeyOf as typeof Error.prepareStackTrace, () => {
-    const holder: StackHolder = {};
+    const holder: { stack?: string } = {};
     Error.captureStackTrace(holder, above);
     return holder.stack ?? '';
   });
 }
 
 /**
- * The key of a stack captured with Error.captureStackTrace but not read yet
- * (V8 walks the frames then, and formats them only when \`stack\` is first
- * read); OWN_TASK when taskprof's own code created it.
+ * Interned stacks shared by the records that have them. Entries no live
+ * task uses are forgotten when the table has grown (prune): a timer ends
+ * without an event, so entries cannot count their users.
  */
-export function rawStackKey(raw: StackHolder): string {
-  return withStackSettings(Error.stackTraceLimit, stackKeyOf as typeof Error.prepareStackTrace, () => (raw as StackHolder).stack ?? '');
-}
-
-/** Interned stacks shared by the records that have them. */
 export class StackTable {
   #entries = new Map<string, StackEntry>();
   #nextId = 1;
+  #pruneAt = 1024;
 
   get size(): number {
     return this.#entries.size;
   }
 
-  acquire(key: string): StackEntry {
+  intern(key: string): StackEntry {
     let entry = this.#entries.get(key);
     if (entry === undefined) {
-      entry = { id: this.#nextId++, key, refs: 0, frames: undefined };
+      entry = { id: this.#nextId++, key, frames: undefined };
       this.#entries.set(key, entry);
     }
-    entry.refs++;
     return entry;
   }
 
-  release(entry: StackEntry): void {
-    if (--entry.refs === 0) this.#entries.delete(entry.key);
+  /** Whether the table has grown enough since the last prune to be worth one. */
+  get wantsPrune(): boolean {
+    return this.#entries.size >= this.#pruneAt;
+  }
+
+  /** Forgets the entries not in `used` (those of live tasks and kept sites). */
+  prune(used: ReadonlySet<StackEntry>): void {
+    for (const [key, entry] of this.#entries) if (!used.has(entry)) this.#entries.delete(key);
+    this.#pruneAt = Math.max(1024, this.#entries.size * 2);
   }
 
   clear(): void {

@@ -3,9 +3,11 @@
 // while a check runs, and put back as it was when the last check ends.
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { describeTask, PROMISE_TYPE, tracker, type TaskRecord, type TrackerSettings } from './tracker.js';
+import { tracker } from './tracker/tracker.js';
+import { PROMISE_TYPE, type TaskRecord, type TrackerSettings } from './tracker/types.js';
+import { describeTask } from './tasks/describe.js';
 import { framesOf, type StackFrame } from './stack.js';
-import { taskEntry } from './taskview.js';
+import { taskEntry } from './tasks/entry.js';
 import { taskText } from './profiles/tasks.js';
 import { trackingHold } from './node.js';
 import { ownWork, runWithLabels } from './labels.js';
@@ -94,11 +96,11 @@ function isProcessSingleton(record: TaskRecord): boolean {
   if (record.type === 'DNSCHANNEL') return true;
   // Node's HTTP Date-header cache: an unref'd timer of under a second, restarted by the first response after it fires.
   if (record.type === 'Timeout') {
-    const timer = record.resource?.deref() as { _onTimeout?: { name?: string } } | undefined;
+    const timer = record.resource as { _onTimeout?: { name?: string } } | undefined;
     return timer?._onTimeout?.name === 'resetCache';
   }
   if (record.type !== 'TTYWRAP' && record.type !== 'PIPEWRAP') return false;
-  const handle = record.resource?.deref();
+  const handle = record.resource;
   if (handle === undefined) return false;
   const stdio = [process.stdout, process.stderr] as unknown as Array<{ _handle?: object }>;
   return stdio.some((stream) => stream._handle === handle);

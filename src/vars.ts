@@ -1,7 +1,7 @@
 // GET <prefix>/vars: JSON like Go's expvar, for dashboards and quick looks.
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import v8 from 'node:v8';
-import { tracker } from './tracker.js';
+import { tracker } from './tracker/tracker.js';
 
 let delay: IntervalHistogram | undefined;
 // The histogram records the time between its timer's runs; the delay is what exceeds this.
@@ -29,9 +29,11 @@ const beyondResolution = (ns: number) => Math.max(0, Math.round((ns / 1e6 - dela
 export function runtimeVars(): Record<string, unknown> {
   const byType: Record<string, number> = {};
   let total = 0;
+  let withoutStack = 0;
   for (const count of tracker.typeCounts()) {
     byType[count.type] = count.live;
     total += count.live;
+    withoutStack += count.withoutStack;
   }
   return {
     cmdline: process.argv,
@@ -57,6 +59,6 @@ export function runtimeVars(): Record<string, unknown> {
             },
       utilization: eluAtStart === undefined ? null : performance.eventLoopUtilization(eluAtStart).utilization,
     },
-    tasks: { total, sampled: tracker.sampled, tracking: tracker.mode, byType },
+    tasks: { total, withoutStack, tracking: tracker.mode, byType },
   };
 }

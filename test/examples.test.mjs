@@ -14,7 +14,8 @@ const examplesDir = path.join(process.cwd(), 'examples', 'leaks');
 
 const hits = (base, urlPath, n) => Promise.all(Array.from({ length: n }, () => hit(base, urlPath)));
 
-async function startExample(file, options = { tracking: 'full' }) {
+// The default mode (no tracking option): every story must show at its line there.
+async function startExample(file, options = {}) {
   const child = spawn(process.execPath, [file], {
     env: { ...process.env, PORT: '0', TASKPROF_OPTIONS: JSON.stringify(options) },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -70,18 +71,18 @@ const stories = [
 for (const story of stories) {
   const leaky = path.join(examplesDir, story.dir, 'leaky.mjs');
 
-  test(`${story.dir} ${story.path}: debug=1 names the leaking line; the count grows with requests`, async () => {
+  test(`${story.dir} ${story.path}: in the default mode, debug=1 names the leaking line with the exact count after 3 requests, and 6`, async () => {
     const line = await lineOf(leaky, story.marker ?? '// LEAK');
     const app = await startExample(leaky);
     try {
       if (story.first) await hit(app.base, story.first);
-      await hits(app.base, story.path, 2);
+      await hits(app.base, story.path, 3);
       await new Promise((resolve) => setTimeout(resolve, story.settleMs ?? 20));
-      const after2 = await countAt(app.base, story.type, line);
-      await hits(app.base, story.path, 4);
+      const after3 = await countAt(app.base, story.type, line);
+      await hits(app.base, story.path, 3);
       await new Promise((resolve) => setTimeout(resolve, story.settleMs ?? 20));
       const after6 = await countAt(app.base, story.type, line);
-      assert.equal(after2, 2 * story.perRequest, `after 2 requests, ${story.type} at ${line}`);
+      assert.equal(after3, 3 * story.perRequest, `after 3 requests, ${story.type} at ${line}`);
       assert.equal(after6, 6 * story.perRequest, `after 6 requests, ${story.type} at ${line}`);
     } finally {
       await app.stop();
@@ -115,13 +116,12 @@ for (const dir of [...new Set(stories.map((s) => s.dir))]) {
 
 // Issue 4's promise, on every story: the growth detector flags the leaking
 // line within 18 samples of steady load (3 minutes at the default 10 s
-// interval, cut here to 100 ms), under sampled tracking (1 in 2, so that
-// promise leaks show within those few seconds of load).
+// interval, cut here to 100 ms), in the default mode.
 for (const story of stories) {
   test(`${story.dir} ${story.path}: the growth detector flags the leaking line under steady load`, { timeout: 60_000 }, async () => {
     const leaky = path.join(examplesDir, story.dir, 'leaky.mjs');
     const line = await lineOf(leaky, story.marker ?? '// LEAK');
-    const app = await startExample(leaky, { samplingInterval: 2, leakDetection: { intervalMs: 100, windowMs: 3000 } });
+    const app = await startExample(leaky, { leakDetection: { intervalMs: 100, windowMs: 3000 } });
     if (story.first) await hit(app.base, story.first);
     const stop = steadyLoad(app.base, [story.path], 40);
     try {

@@ -20,7 +20,7 @@ import { startTracking, stopTracking, taskCount, trackingSettings } from 'taskpr
 // Internals, to observe the cleanup itself: the same module instances the
 // adapters use ('taskprof' resolves to dist/ through the package's exports).
 import { post } from '../dist/src/inspector.js';
-import { tracker } from '../dist/src/tracker.js';
+import { tracker } from '../dist/src/tracker/tracker.js';
 
 const initialTracking = trackingSettings();
 test.after(() => {

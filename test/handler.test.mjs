@@ -200,7 +200,8 @@ test('bad options throw a TypeError naming the option', () => {
   assert.throws(() => resolveOptions({ tracking: 'most' }), { name: 'TypeError', message: /option "tracking" must be one of full, sampled, counts, off/ });
   assert.throws(() => resolveOptions({ token: '' }), { name: 'TypeError', message: /option "token"/ });
   assert.throws(() => resolveOptions({ authorize: 'yes' }), { name: 'TypeError', message: /option "authorize"/ });
-  assert.throws(() => resolveOptions({ samplingInterval: 0 }), { name: 'TypeError', message: /option "samplingInterval"/ });
+  assert.throws(() => resolveOptions({ stackBudget: 2 }), { name: 'TypeError', message: /option "stackBudget" must be a share of CPU time from 0 to 1/ });
+  assert.throws(() => resolveOptions({ samplingInterval: 16 }), { name: 'TypeError', message: /option "samplingInterval" is gone: counts are exact, and stacks are captured within "stackBudget"/ });
   assert.throws(() => resolveOptions({ maxTasks: 1.5 }), { name: 'TypeError', message: /option "maxTasks"/ });
   const options = { prefix: '/x/' };
   resolveOptions(options);

@@ -91,19 +91,33 @@ test('full tracking: gauges and counters by type, oldest age, by route, dropped'
   }
 });
 
-test('sampled tracking: the help text says which values are estimates', async () => {
-  const { app, clear } = leakyApp({ tracking: 'sampled', samplingInterval: 64 });
+test('sampled tracking (the default): exact gauges and counters for every type, timers and routes included', async () => {
+  const { app, clear } = leakyApp({ tracking: 'sampled' });
   try {
-    const text = (await supertest(app).get('/debug/metrics').expect(200)).text;
-    assert.match(text, /^# HELP taskprof_tasks .*Promise values are estimates: tracking mode "sampled" records 1 in 64 promises\.$/m);
-    // Handles are not seen ending without the resource hook: no completed series for them.
-    assert.doesNotMatch(text, /^taskprof_tasks_completed_total\{type="Timeout"\}/m);
+    const before = (await supertest(app).get('/debug/metrics').expect(200)).text;
+    assert.match(before, /^# HELP taskprof_tasks Live tasks .*, exact: Node's go_goroutines\. Tasks made since tracking started\.$/m);
+    const created = sample(before, 'taskprof_tasks_created_total', 'type="Timeout"') ?? 0;
+    const balance = (text, type) =>
+      (sample(text, 'taskprof_tasks_created_total', `type="${type}"`) ?? 0) -
+      (sample(text, 'taskprof_tasks_completed_total', `type="${type}"`) ?? 0) -
+      (sample(text, 'taskprof_tasks_abandoned_total', `type="${type}"`) ?? 0) -
+      (sample(text, 'taskprof_tasks', `type="${type}"`) ?? 0);
     for (let i = 0; i < 3; i++) await supertest(app).get(`/orders/${i}`).expect(200);
-    // Intervals are always recorded, so by-route counts are exact for them.
-    assert.equal(sample((await supertest(app).get('/debug/metrics')).text, 'taskprof_tasks_by_route', 'method="GET",route="/orders/:id"'), 3);
+    const text = (await supertest(app).get('/debug/metrics')).text;
+    // Node's own timers count too (each response's keep-alive timer, say): the route says the app's.
+    assert.ok(sample(text, 'taskprof_tasks', 'type="Timeout"') >= 3);
+    assert.ok(sample(text, 'taskprof_tasks_created_total', 'type="Timeout"') >= created + 3);
+    assert.equal(sample(text, 'taskprof_tasks_by_route', 'method="GET",route="/orders/:id"'), 3);
+    assert.equal(sample(text, 'taskprof_tasks_without_stack', 'type="Timeout"') ?? 0, 0);
+    // created - completed - abandoned - live is what was live when tracking (re)started: it does not move.
+    for (const type of ['Timeout', 'Promise']) assert.equal(balance(text, type), balance(before, type), type);
+    clear();
+    const cleared = (await supertest(app).get('/debug/metrics')).text;
+    assert.equal(sample(cleared, 'taskprof_tasks_by_route', 'method="GET",route="/orders/:id"') ?? 0, 0);
+    assert.ok(sample(cleared, 'taskprof_tasks_completed_total', 'type="Timeout"') >= 3);
   } finally {
     clear();
-    startTracking({ mode: 'full', samplingInterval: 256 });
+    startTracking({ mode: 'full' });
   }
 });
 

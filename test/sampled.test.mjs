@@ -1,6 +1,8 @@
-// The default `sampled` mode: wrappers around the public resource creators
-// record servers, child processes and intervals with stacks, end them on
-// their close events, carry labels across awaits, and put everything back.
+// The default `sampled` mode's own mechanisms: timers seen through an
+// accessor on their prototype, handles through their prototypes' methods;
+// servers, child processes, requests and intervals recorded with stacks and
+// ended on time; labels across awaits; nothing global replaced, the app's
+// objects as without taskprof, and everything put back on stop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -15,7 +17,14 @@ import { startTracking, stopTracking, trackingSettings, withLabels, writeProfile
 import { parseGroups, sourcePosition } from './helpers.mjs';
 
 const here = new URL(import.meta.url).pathname;
-const originals = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval, listen: net.Server.prototype.listen, timersSetTimeout: timers.setTimeout };
+const originals = {
+  setTimeout: globalThis.setTimeout,
+  setInterval: globalThis.setInterval,
+  listen: net.Server.prototype.listen,
+  connect: net.Socket.prototype.connect,
+  timersSetTimeout: timers.setTimeout,
+  setTimeoutSource: String(globalThis.setTimeout),
+};
 
 async function listing() {
   let text = '';
@@ -26,9 +35,9 @@ async function listing() {
 
 const groupAt = async (marker, callee) => parseGroups(await listing()).find((g) => g.frames[0] === sourcePosition(here, marker, callee));
 
-test('sampled is the default mode, with samplingInterval 256', () => {
+test('sampled is the default mode, with a stack budget of 1% of CPU time', () => {
   startTracking({});
-  assert.deepEqual(trackingSettings(), { mode: 'sampled', samplingInterval: 256, maxTasks: 200_000 });
+  assert.deepEqual(trackingSettings(), { mode: 'sampled', stackBudget: 0.01, maxTasks: 200_000 });
 });
 
 test('a listening server is recorded at its listen() line and leaves on close', async () => {
@@ -52,7 +61,7 @@ test('a child process is recorded until it exits', async () => {
 });
 
 test('an outgoing request and its socket are recorded at the caller\'s line until they close', async () => {
-  startTracking({ mode: 'sampled', samplingInterval: 1 });
+  startTracking({ mode: 'sampled' });
   const server = http.createServer((req, res) => setTimeout(() => res.end('late'), 300));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -77,7 +86,7 @@ test('an outgoing request and its socket are recorded at the caller\'s line unti
 });
 
 test('intervals always have a stack; a fired timeout leaves', async () => {
-  startTracking({ mode: 'sampled', samplingInterval: 1 });
+  startTracking({ mode: 'sampled' });
   const interval = setInterval(() => {}, 999); // INTERVAL
   assert.match((await groupAt('// INTERVAL', 'setInterval(')).head, /^1 @ Timeout setInterval\(999ms\)/);
   clearInterval(interval);
@@ -87,7 +96,7 @@ test('intervals always have a stack; a fired timeout leaves', async () => {
 });
 
 test('labels follow a request scope across awaits and into promise continuations', async () => {
-  startTracking({ mode: 'sampled', samplingInterval: 1 });
+  startTracking({ mode: 'sampled' });
   const timers = [];
   await withLabels({ job: 'sync' }, async () => {
     await null;
@@ -101,18 +110,32 @@ test('labels follow a request scope across awaits and into promise continuations
   clearInterval(outside);
 });
 
-test('wrappers keep what callers rely on, and stopping puts the originals back', async () => {
-  startTracking({ mode: 'sampled' });
-  assert.notEqual(globalThis.setTimeout, originals.setTimeout);
-  assert.equal(globalThis.setTimeout.name, 'setTimeout');
-  assert.equal(await util.promisify(setTimeout)(1, 'value'), 'value');
-  const timer = setTimeout(() => {}, 1000);
-  assert.equal(typeof timer.ref, 'function', 'the Timeout object is returned unchanged');
-  clearTimeout(timer);
+test('nothing global is replaced, the app\'s timers and sockets are as without taskprof, and stopping puts the prototypes back', async () => {
   stopTracking();
+  const untracked = setTimeout(() => {}, 1000);
+  const untrackedKeys = Reflect.ownKeys(untracked).map(String);
+  const untrackedText = util.inspect(untracked).replace(/\d+/g, 'N');
+  clearTimeout(untracked);
+  startTracking({ mode: 'sampled' });
   assert.equal(globalThis.setTimeout, originals.setTimeout);
   assert.equal(globalThis.setInterval, originals.setInterval);
+  assert.equal(timers.setTimeout, globalThis.setTimeout);
+  assert.equal(String(globalThis.setTimeout), originals.setTimeoutSource);
+  assert.equal(await util.promisify(setTimeout)(1, 'value'), 'value');
+  const timer = setTimeout(() => {}, 1000); // TRACKED TIMER
+  assert.ok(await groupAt('// TRACKED TIMER', 'setTimeout('), 'the timer is tracked');
+  assert.deepEqual(Reflect.ownKeys(timer).map(String), untrackedKeys);
+  assert.equal(util.inspect(timer).replace(/\d+/g, 'N'), untrackedText);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(timer, '_idleTimeout'), { value: 1000, writable: true, enumerable: true, configurable: true });
+  assert.doesNotMatch(JSON.stringify(Object.keys({ ...timer })), /taskprof/);
+  clearTimeout(timer);
+  const timerPrototype = Object.getPrototypeOf(timer);
+  assert.notEqual(net.Socket.prototype.connect, originals.connect);
+  assert.equal(net.Socket.prototype.connect.name, originals.connect.name);
+  assert.equal(net.Socket.prototype.connect.length, originals.connect.length);
+  stopTracking();
+  assert.equal(Object.getOwnPropertyDescriptor(timerPrototype, '_idleTimeout'), undefined);
   assert.equal(net.Server.prototype.listen, originals.listen);
-  assert.equal(timers.setTimeout, originals.timersSetTimeout);
-  assert.equal(importedSetTimeout, originals.timersSetTimeout, 'ESM named imports are synced back too');
+  assert.equal(net.Socket.prototype.connect, originals.connect);
+  assert.equal(importedSetTimeout, originals.timersSetTimeout);
 });

@@ -103,7 +103,7 @@ test('ignoreCurrent: tasks live before the check are ignored by default, reporte
 });
 
 test('forces full tracking while it runs, and puts the previous mode back', async () => {
-  startTracking({ mode: 'sampled', samplingInterval: 256 });
+  startTracking({ mode: 'sampled' });
   const check = startLeakCheck();
   assert.equal(trackingSettings().mode, 'full');
   await check.verify();

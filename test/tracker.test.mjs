@@ -118,27 +118,35 @@ test('debug=2 lists each task with its age, stack and creator; JSON shapes', asy
   assert.equal(task.stack[0].functionName, 'new TtlMap');
   assert.equal(task.stack[0].file, fixture);
   const grouped = JSON.parse(await listing({ debug: 1, json: true }));
-  assert.equal(grouped.sampled, false);
+  assert.deepEqual(Object.keys(grouped).sort(), ['byType', 'dropped', 'estimatedGroups', 'groups', 'total', 'tracking', 'withoutStack']);
+  assert.equal(grouped.estimatedGroups, 0);
   const group = grouped.groups.find((g) => g.detail === 'setInterval(1234ms)');
-  assert.deepEqual(Object.keys(group).sort(), ['count', 'detail', 'labels', 'oldestAgeMs', 'stack', 'type']);
+  assert.deepEqual(Object.keys(group).sort(), ['count', 'detail', 'estimated', 'labels', 'oldestAgeMs', 'recorded', 'stack', 'type']);
   assert.equal(group.count, 1);
+  assert.equal(group.estimated, false);
   cache.close();
 });
 
-test('sampled mode scales group counts and says so; intervals always get a stack', async () => {
-  startTracking({ mode: 'sampled', samplingInterval: 16 });
-  const caches = Array.from({ length: 5 }, () => makeCache());
+test('over the stack budget, counts stay exact: sampled groups are estimated, say so, and add up to the total', async () => {
+  // No budget at all: each class still gets its first few stacks a second.
+  startTracking({ mode: 'sampled', stackBudget: 0 });
   const kept = [];
   for (let i = 0; i < 4000; i++) kept.push(waitForever());
+  const promiseLine = sourcePosition(fixture, 'LEAK: never settles', 'new Promise');
   const text = await listing();
-  assert.match(text.split('\n')[0], /^tasks profile: total \d+, sampled 1 in 16 high-volume tasks \(group counts are estimates\)$/);
-  const interval = groupsAt(text, sourcePosition(fixture, 'LEAK: interval', 'setInterval('))[0];
-  assert.equal(interval.count, 5, 'intervals are not sampled');
-  const promises = groupsAt(text, sourcePosition(fixture, 'LEAK: never settles', 'new Promise'))[0];
-  assert.ok(promises.count > 2000 && promises.count < 8000, `estimate ${promises.count} of 4000`);
-  assert.equal(promises.count % 16, 0);
-  caches.forEach((c) => c.close());
+  const header = text.split('\n')[0];
+  assert.match(header, /^tasks profile: total \d+; 1 group estimated \(stack capture over its budget sampled them; .*\)(; \d+ tasks? without a stack \(not captured: over the stack budget\))?$/);
+  const promises = groupsAt(text, promiseLine)[0];
+  assert.match(promises.head, /^\d+ @ Promise pending oldest \d+ms \(estimated from \d+ sampled stacks?\)$/);
+  const json = JSON.parse(await listing({ debug: 1, json: true }));
+  const groupSum = json.groups.filter((g) => g.type === 'Promise').reduce((n, g) => n + g.count, 0);
+  assert.equal(groupSum, json.byType.Promise, 'the groups of a type add up to its exact count');
+  assert.ok(json.byType.Promise >= 4000, `exact live count ${json.byType.Promise}`);
+  const estimated = json.groups.find((g) => g.estimated);
+  assert.ok(estimated.recorded < estimated.count, 'fewer records than tasks');
+  assert.ok(Math.abs(estimated.count - 4000) <= 50, `the estimate ${estimated.count} stands for the 4000`);
   kept.length = 0;
+  startTracking({ mode: 'sampled', stackBudget: 0.01 });
 });
 
 test('counts mode lists counts by type without stacks', async () => {
@@ -151,14 +159,14 @@ test('counts mode lists counts by type without stacks', async () => {
   timers.forEach(clearInterval);
 });
 
-test('counts mode counts pending promises without a settled hook, and sees them settle', async () => {
-  startTracking({ mode: 'counts', samplingInterval: 1 });
+test('counts mode counts pending promises exactly, and sees them settle', async () => {
+  startTracking({ mode: 'counts' });
   // The test runner's own promises come and go too, so look at differences.
   const promises = () => taskCounts().find((c) => c.type === 'Promise') ?? { live: 0, completed: 0 };
   const before = promises();
   const resolvers = [];
   const kept = Array.from({ length: 5 }, () => new Promise((resolve) => resolvers.push(resolve)));
-  assert.ok(promises().live >= before.live + 5, 'five more pending');
+  assert.equal(promises().live, before.live + 5, 'five more pending');
   resolvers.forEach((resolve) => resolve());
   await Promise.all(kept);
   const after = promises();
@@ -174,16 +182,18 @@ test('maxTasks caps the records and every listing shows the dropped count', asyn
   const kept = [];
   for (let i = 0; i < 50; i++) kept.push(waitForever());
   const text = await listing();
-  assert.match(text.split('\n')[0], /, dropped \d+ \(maxTasks 10 reached\)$/);
+  assert.match(text.split('\n')[0], /; \d+ tasks without a stack \(not captured \(over the stack budget\), or maxTasks 10 records held\); dropped \d+ records \(maxTasks 10 reached\)$/);
   const dump = JSON.parse(await listing({ debug: 1, json: true }));
   assert.ok(dump.dropped >= 40);
+  assert.ok(dump.withoutStack >= 40, 'the tasks without a record are still counted');
+  assert.ok(taskCounts().find((c) => c.type === 'Promise').live >= 50, 'counts are not capped');
   kept.length = 0;
   startTracking({ mode: 'full', maxTasks: 200_000 });
 });
 
 test('stopping removes every hook; tracking settings round-trip', async () => {
-  startTracking({ mode: 'full', samplingInterval: 8 });
-  assert.deepEqual(trackingSettings(), { mode: 'full', samplingInterval: 8, maxTasks: 200_000 });
+  startTracking({ mode: 'full', stackBudget: 0.05 });
+  assert.deepEqual(trackingSettings(), { mode: 'full', stackBudget: 0.05, maxTasks: 200_000 });
   stopTracking();
   assert.equal(trackingSettings().mode, 'off');
   const createdBefore = JSON.stringify(taskCounts());
@@ -194,25 +204,29 @@ test('stopping removes every hook; tracking settings round-trip', async () => {
   assert.throws(() => startTracking({ mode: 'loud' }), /mode must be one of full, sampled, counts, off/);
 });
 
-test('counts mode with sampling watches promises one second in ten, and scales what it sees', async () => {
-  startTracking({ mode: 'counts', samplingInterval: 4 });
+test('counts are exact at every read: no duty cycle, no scaling, no sweep lag', async () => {
+  startTracking({ mode: 'counts' });
   const created = () => taskCounts().find((c) => c.type === 'Promise')?.created ?? 0;
-  const start = created();
-  // Inside the first second the hook is on: each promise counts for ten.
-  for (let i = 0; i < 100; i++) void Promise.resolve(i);
-  assert.equal(created() - start, 1000);
-  await new Promise((resolve) => setTimeout(resolve, 1200));
-  // Off for the next nine seconds: nothing is counted, nothing is paid.
-  const off = created();
-  for (let i = 0; i < 100; i++) void Promise.resolve(i);
-  assert.equal(created(), off);
+  const timers = () => taskCounts().find((c) => c.type === 'Timeout')?.live ?? 0;
+  for (let round = 0; round < 3; round++) {
+    const start = created();
+    for (let i = 0; i < 100; i++) void Promise.resolve(i);
+    assert.equal(created() - start, 100);
+    const before = timers();
+    const made = Array.from({ length: 7 }, () => setTimeout(() => {}, 60_000));
+    assert.equal(timers(), before + 7);
+    made.slice(0, 4).forEach(clearTimeout);
+    assert.equal(timers(), before + 3, 'cleared timers leave at once');
+    made.slice(4).forEach(clearTimeout);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
   startTracking({ mode: 'full' });
 });
 
-test('full: a task keeps its creating frames only while its stack may be read; a frozen task object is no crash', async () => {
+test('full: a task never keeps its creating frames\' objects; a frozen task object is no crash', async () => {
   startTracking({ mode: 'full' });
-  // A settled promise the app keeps, made by an object the app drops: the raw
-  // stack (whose call sites hold that object as receiver) goes when the task ends.
+  // A settled promise the app keeps, made by an object the app drops: the
+  // stack is kept as text, never as call sites (which hold their receivers).
   class Session {
     constructor() {
       this.payload = new Array(10_000).fill(7);
@@ -232,11 +246,12 @@ test('full: a task keeps its creating frames only while its stack may be read; a
   await collectGarbage();
   await collectGarbage();
   assert.equal(session.deref(), undefined, 'the dropped Session is collected though its settled promise is kept');
-  // A pending promise the app freezes after creating it: formatting its stack
-  // (a listing, the background pass) must not throw into the app.
+  // A pending promise and a timer the app freezes after creating them.
   const frozen = Object.freeze(new Promise(() => {}));
+  // (Node's own clearTimeout cannot clear a frozen timer: this one is unref'd and left.)
+  const frozenTimer = Object.freeze(setTimeout(() => {}, 60_000).unref());
   const text = await listing();
   assert.match(text, /tasks profile: total \d+/);
-  await new Promise((resolve) => setTimeout(resolve, 1200)); // one background pass
+  assert.ok(Object.isFrozen(frozenTimer));
   assert.ok(Object.isFrozen(frozen) && cache.length === 1);
 });

@@ -1,7 +1,7 @@
 // GET <prefix>/pprof/leaks: the task groups the growth detector finds growing
 // steadily, and abandoned tasks (collected without ever settling) by site.
 import { growthDetector as defaultDetector, type GrowthDetector, type Suspect } from '../growth.js';
-import { tracker as defaultTracker, type Tracker } from '../tracker.js';
+import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
 import { framesOf } from '../stack.js';
 import { emptyLabels, formatLabels } from '../labels.js';
 import { formatAge, frameLines } from '../format/text.js';
@@ -22,7 +22,7 @@ function headerText(detector: GrowthDetector, suspects: readonly Suspect[], trac
   out += `; sampled every ${formatAge(settings.intervalMs)}, ${samples} sample${samples === 1 ? '' : 's'} in a window of ${formatAge(settings.windowMs)}`;
   out += `; a group is flagged after growing by ${settings.minGrowth}+ tasks over ${settings.minSamples}+ samples`;
   if (samples < settings.minSamples) out += ` (too few samples yet: first verdict after ${formatAge(settings.minSamples * settings.intervalMs)})`;
-  if (tracker.sampled) out += `; counts are estimates (1 in ${tracker.settings.samplingInterval} promises recorded)`;
+  if (suspects.some((s) => s.estimated)) out += '; counts marked (estimated) come from stacks the stack budget sampled';
   if (detector.unfollowed > 0) out += `; ${detector.unfollowed} groups not followed (maxGroups ${settings.maxGroups})`;
   return out + '\n';
 }
@@ -34,22 +34,22 @@ function leaksText(detector: GrowthDetector, tracker: Tracker, now: number): str
     const labels = formatLabels(s.labels);
     out += `${Math.round(s.count)} @ ${s.type} growing +${rate(s.growthPerMinute)}/min for ${formatAge(now - s.since)}`;
     out += Number.isNaN(s.oldestAgeMs) ? '' : `, oldest ${formatAge(s.oldestAgeMs)}`;
-    out += (labels ? ' ' + labels : '') + '\n';
-    out += s.stack === undefined ? '#\t(no stack: tracking mode counts)\n' : frameLines(framesOf(s.stack));
+    out += (labels ? ' ' + labels : '') + (s.estimated ? ' (estimated)' : '') + '\n';
+    out += s.stack === undefined ? `#\t(no stack: ${tracker.mode === 'counts' ? 'tracking mode counts' : 'tasks without a record'})\n` : frameLines(framesOf(s.stack));
     out += '\n';
   }
   const { sites, unsited } = tracker.abandonedSites();
   if (!tracker.abandonedCounted) {
-    out += `abandoned tasks (garbage collected without ever settling) are told apart only with tracking "full" (now "${tracker.mode}")\n`;
+    out += 'abandoned tasks (garbage collected without ever settling) are not counted: tracking is off\n';
   } else if (sites.length > 0 || unsited > 0) {
     out += 'abandoned tasks (garbage collected without ever settling), by creation site:\n';
     for (const site of sites) {
       const labels = formatLabels(site.labels?.values ?? emptyLabels);
       out += `${Math.round(site.count)} @ ${site.type} last ${formatAge(now - site.lastAt)} ago${labels ? ' ' + labels : ''}\n`;
-      out += site.stack === undefined ? '#\t(no stack: collected before it was formatted, within about a second of creation)\n' : frameLines(framesOf(site.stack));
+      out += site.stack === undefined ? '#\t(no stack)\n' : frameLines(framesOf(site.stack));
       out += '\n';
     }
-    if (unsited > 0) out += `${Math.round(unsited)} more abandoned at sites not kept (too many sites)\n`;
+    if (unsited > 0) out += `${Math.round(unsited)} more abandoned without a site (their stacks were not captured, or too many sites)\n`;
   }
   return out;
 }
@@ -60,11 +60,11 @@ function leaksJson(detector: GrowthDetector, tracker: Tracker, now: number): str
   return JSON.stringify({
     settings,
     samples: detector.sampleCount,
-    sampled: tracker.sampled,
     unfollowedGroups: detector.unfollowed,
     suspects: detector.suspects().map((s) => ({
       type: s.type,
       count: Math.round(s.count),
+      estimated: s.estimated,
       growthPerMinute: s.growthPerMinute,
       since: new Date(s.since).toISOString(),
       growingForMs: now - s.since,

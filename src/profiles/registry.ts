@@ -1,6 +1,6 @@
 // The built-in profiles. The index page, the counts and the routes come from here.
 import type { ResolvedOptions } from '../options.js';
-import { tracker } from '../tracker.js';
+import { tracker } from '../tracker/tracker.js';
 import type { ProfileDefinition } from './profile.js';
 import { createTasksProfile } from './tasks.js';
 import { createCpuProfile } from './cpu.js';

@@ -1,7 +1,8 @@
 // The tasks profile: Node's counterpart of Go's goroutine profile.
 import { Readable } from 'node:stream';
-import { tracker as defaultTracker, type Tracker } from '../tracker.js';
-import { groupTasks, taskEntry, type TaskEntry, type TaskGroup } from '../taskview.js';
+import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
+import { listTasks, type TaskGroup, type TaskListing } from '../tasks/groups.js';
+import { taskEntry, type TaskEntry } from '../tasks/entry.js';
 import { formatLabels } from '../labels.js';
 import { formatAge, formatPosition, frameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
@@ -17,42 +18,70 @@ export const defaultDumpLimitBytes = 64 * 1024 * 1024;
 // Chunks written to the stream at once while dumping.
 const dumpChunkBytes = 64 * 1024;
 
-function headerLine(tracker: Tracker, total: number): string {
-  let line = `tasks profile: total ${total}`;
-  if (tracker.sampled) {
-    line += `, sampled 1 in ${tracker.settings.samplingInterval} high-volume tasks (group counts are estimates)`;
+/** Why tasks have no stack, for the listing. */
+function withoutStackReason(tracker: Tracker): string {
+  if (tracker.mode === 'counts') return 'tracking "counts" captures none';
+  if (tracker.dropped > 0) return `not captured (over the stack budget), or maxTasks ${tracker.settings.maxTasks} records held`;
+  return 'not captured: over the stack budget';
+}
+
+export function headerLine(tracker: Tracker, listing: Pick<TaskListing, 'total' | 'withoutStack' | 'estimatedGroups'>): string {
+  let line = `tasks profile: total ${listing.total}`;
+  if (tracker.mode === 'off') return line + ', tracking off';
+  if (tracker.mode === 'counts') return line + '; tracking "counts": counts by type, no stacks';
+  if (listing.estimatedGroups > 0) {
+    line += `; ${listing.estimatedGroups} group${listing.estimatedGroups === 1 ? '' : 's'} estimated (stack capture over its budget sampled them; each sampled stack stands for the tasks of its route and type made in the same second without one)`;
   }
-  if (tracker.dropped > 0) line += `, dropped ${tracker.dropped} (maxTasks ${tracker.settings.maxTasks} reached)`;
-  if (tracker.mode === 'off') line += ', tracking off';
+  if (listing.withoutStack > 0) line += `; ${listing.withoutStack} task${listing.withoutStack === 1 ? '' : 's'} without a stack (${withoutStackReason(tracker)})`;
+  if (tracker.dropped > 0) line += `; dropped ${tracker.dropped} records (maxTasks ${tracker.settings.maxTasks} reached)`;
   return line;
 }
 
-// One group of a text listing: `<count> @ <type> <detail><extra> <labels>`, its frames, a blank line.
-function groupText(count: string, group: TaskGroup, extra: string): string {
-  const labels = formatLabels(group.labels);
-  return `${count} @ ${group.type}${group.detail ? ' ' + group.detail : ''}${extra}${labels ? ' ' + labels : ''}\n${frameLines(group.stack)}\n`;
+function estimateNote(group: TaskGroup): string {
+  if (group.entry === undefined) return ' (no stack)';
+  // Captured, but made by Node with no JavaScript on the stack (a socket a server accepted, say).
+  if (group.stack.length === 0) return ' (no JavaScript frames)';
+  return group.estimated ? ` (estimated from ${group.recorded} sampled stack${group.recorded === 1 ? '' : 's'})` : '';
 }
 
-export function groupsText(tracker: Tracker, groups: TaskGroup[], now: number): string {
-  let out = headerLine(tracker, tracker.total()) + '\n';
-  for (const group of groups) out += groupText(String(group.count), group, ` oldest ${formatAge(now - group.oldestCreatedAt)}`);
+// One group of a text listing: `<count> @ <type> <detail><extra> <labels><estimate>`, its frames, a blank line.
+function groupText(count: string, group: TaskGroup, extra: string): string {
+  const labels = formatLabels(group.labels);
+  return `${count} @ ${group.type}${group.detail ? ' ' + group.detail : ''}${extra}${labels ? ' ' + labels : ''}${estimateNote(group)}\n${frameLines(group.stack)}\n`;
+}
+
+export function groupsText(tracker: Tracker, listing: TaskListing, now: number): string {
+  let out = headerLine(tracker, listing) + '\n';
+  for (const group of listing.groups) out += groupText(String(group.count), group, ` oldest ${formatAge(now - group.oldestCreatedAt)}`);
   return out;
 }
 
-function groupsJson(tracker: Tracker, groups: TaskGroup[], now: number): string {
-  return JSON.stringify({
-    total: tracker.total(),
-    sampled: tracker.sampled,
+function groupJson(g: TaskGroup, now: number): Record<string, unknown> {
+  return {
+    count: g.count,
+    estimated: g.estimated,
+    recorded: g.recorded,
+    type: g.type,
+    detail: g.detail,
+    labels: g.labels,
+    oldestAgeMs: now - g.oldestCreatedAt,
+    stack: g.stack,
+  };
+}
+
+function listingJson(tracker: Tracker, listing: TaskListing): Record<string, unknown> {
+  return {
+    total: listing.total,
+    byType: Object.fromEntries(listing.counts.filter((c) => c.live > 0).map((c) => [c.type, c.live])),
+    tracking: tracker.mode,
+    withoutStack: listing.withoutStack,
+    estimatedGroups: listing.estimatedGroups,
     dropped: tracker.dropped,
-    groups: groups.map((g) => ({
-      count: g.count,
-      type: g.type,
-      detail: g.detail,
-      labels: g.labels,
-      oldestAgeMs: now - g.oldestCreatedAt,
-      stack: g.stack,
-    })),
-  });
+  };
+}
+
+function groupsJson(tracker: Tracker, listing: TaskListing, now: number): string {
+  return JSON.stringify({ ...listingJson(tracker, listing), groups: listing.groups.map((g) => groupJson(g, now)) });
 }
 
 /** One task as `debug=2` shows it (Go's goroutine dump form); also the leak check's failure message. */
@@ -60,7 +89,7 @@ export function taskText(task: TaskEntry, now: number): string {
   const state = [task.type, task.detail].filter(Boolean).join(' ');
   const labels = formatLabels(task.labels);
   let out = `task ${task.id} [${state}, ${formatAge(now - task.createdAt)}]:${labels ? ' ' + labels : ''}\n`;
-  if (task.stack === undefined) out += '(stack not sampled)\n';
+  if (task.stack === undefined) out += '(stack not captured: over the stack budget)\n';
   for (const frame of task.stack ?? []) out += `${frame.functionName}(...)\n\t${formatPosition(frame)}\n`;
   const creator = task.parentStack?.[0];
   if (task.parentId === 0) out += 'created by (no tracked task)\n';
@@ -81,14 +110,19 @@ function taskJson(task: TaskEntry, now: number): string {
 }
 
 /**
- * Every live task on its own, streamed in chunks with back-pressure; the
- * records are listed up front but each is formatted only when its turn comes.
+ * Every live task with a record on its own, streamed in chunks with
+ * back-pressure; the records are listed up front but each is formatted only
+ * when its turn comes. Tasks without a record are summed up at the end.
  */
 function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Generator<string> {
   const now = Date.now();
   const records = tracker.records();
+  const total = tracker.total();
+  const unrecorded = Math.max(0, total - records.length);
   let written = 0;
-  let chunk = json ? `{"total":${tracker.total()},"sampled":${tracker.sampled},"dropped":${tracker.dropped},"tasks":[` : headerLine(tracker, tracker.total()) + '\n\n';
+  let chunk = json
+    ? `{"total":${total},"tracking":${JSON.stringify(tracker.mode)},"unrecorded":${unrecorded},"dropped":${tracker.dropped},"tasks":[`
+    : headerLine(tracker, { total, withoutStack: 0, estimatedGroups: 0 }) + '\n\n';
   let index = 0;
   let first = true;
   for (; index < records.length; index++) {
@@ -107,7 +141,10 @@ function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Gener
   }
   const left = records.length - index;
   if (json) chunk += `],"truncated":${left}}`;
-  else if (left > 0) chunk += `... ${left} more tasks not shown: output capped at ${limitBytes} bytes\n`;
+  else {
+    if (left > 0) chunk += `... ${left} more tasks not shown: output capped at ${limitBytes} bytes\n`;
+    if (unrecorded > 0) chunk += `... ${unrecorded} more tasks have no record (their stacks were ${withoutStackReason(tracker)}); see debug=1 for them by type\n`;
+  }
   yield chunk;
 }
 
@@ -133,10 +170,10 @@ function signed(n: number): string {
   return n > 0 ? `+${n}` : String(n);
 }
 
-function deltaText(tracker: Tracker, groups: DeltaGroup[], seconds: number, now: number): string {
+function deltaText(tracker: Tracker, listing: TaskListing, groups: DeltaGroup[], seconds: number, now: number): string {
   const added = groups.reduce((n, g) => n + Math.max(0, g.delta), 0);
   const removed = groups.reduce((n, g) => n + Math.max(0, -g.delta), 0);
-  let out = headerLine(tracker, tracker.total()) + `; delta over ${seconds}s: +${added} -${removed} in ${groups.length} changed groups\n`;
+  let out = headerLine(tracker, listing) + `; delta over ${seconds}s: +${added} -${removed} in ${groups.length} changed groups\n`;
   for (const group of groups) {
     const age = group.count > 0 ? ` oldest ${formatAge(now - group.oldestCreatedAt)}` : '';
     out += groupText(signed(group.delta), group, ` now ${group.count}${age}`);
@@ -144,22 +181,22 @@ function deltaText(tracker: Tracker, groups: DeltaGroup[], seconds: number, now:
   return out;
 }
 
-function deltaJson(tracker: Tracker, groups: DeltaGroup[], seconds: number): string {
+function deltaJson(tracker: Tracker, listing: TaskListing, groups: DeltaGroup[], seconds: number): string {
   return JSON.stringify({
-    total: tracker.total(),
-    sampled: tracker.sampled,
+    ...listingJson(tracker, listing),
     deltaSeconds: seconds,
-    groups: groups.map((g) => ({ delta: g.delta, count: g.count, type: g.type, detail: g.detail, labels: g.labels, stack: g.stack })),
+    groups: groups.map((g) => ({ delta: g.delta, count: g.count, estimated: g.estimated, type: g.type, detail: g.detail, labels: g.labels, stack: g.stack })),
   });
 }
 
 export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitBytes = defaultDumpLimitBytes): ProfileDefinition {
   async function writeDelta(query: ProfileQuery, seconds: number): Promise<ProfileOutput> {
-    const before = groupTasks(tracker);
+    const before = listTasks(tracker).groups;
     await waitDelta(seconds, query.signal);
-    const groups = deltaGroups(before, groupTasks(tracker));
-    if (query.json) return { contentType: JSON_TYPE, body: deltaJson(tracker, groups, seconds) };
-    if (query.debug === 1) return { contentType: TEXT, body: deltaText(tracker, groups, seconds, Date.now()) };
+    const listing = listTasks(tracker);
+    const groups = deltaGroups(before, listing.groups);
+    if (query.json) return { contentType: JSON_TYPE, body: deltaJson(tracker, listing, groups, seconds) };
+    if (query.debug === 1) return { contentType: TEXT, body: deltaText(tracker, listing, groups, seconds, Date.now()) };
     return { contentType: PPROF, filename: 'tasks-delta', body: tasksPprof(groups.map((g) => ({ ...g, count: g.delta })), seconds) };
   }
 
@@ -180,12 +217,10 @@ export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitB
           body: Readable.from(dumpChunks(tracker, query.json, dumpLimitBytes), { objectMode: false }),
         };
       }
-      return tracker.oneSweep(() => {
-        const groups = groupTasks(tracker);
-        if (query.json) return { contentType: JSON_TYPE, body: groupsJson(tracker, groups, now) };
-        if (query.debug === 1) return { contentType: TEXT, body: groupsText(tracker, groups, now) };
-        return { contentType: PPROF, filename: 'tasks', body: tasksPprof(groups) };
-      });
+      const listing = listTasks(tracker);
+      if (query.json) return { contentType: JSON_TYPE, body: groupsJson(tracker, listing, now) };
+      if (query.debug === 1) return { contentType: TEXT, body: groupsText(tracker, listing, now) };
+      return { contentType: PPROF, filename: 'tasks', body: tasksPprof(listing.groups) };
     },
   };
 }
@@ -197,7 +232,14 @@ function pprofFrame(frame: StackFrame): StackFrame {
 
 /** A group's frames for a pprof sample; a task without a recorded stack still needs a location to be counted. */
 export function pprofStack(type: string, frames: readonly StackFrame[]): StackFrame[] {
-  return frames.length > 0 ? frames.map(pprofFrame) : [{ functionName: `(${type}: stack not recorded)`, file: '', line: 0, column: 0 }];
+  return frames.length > 0 ? frames.map(pprofFrame) : [{ functionName: `(${type}: no stack)`, file: '', line: 0, column: 0 }];
+}
+
+function sampleLabels(g: TaskGroup): Record<string, string> {
+  const labels: Record<string, string> = { ...g.labels, type: g.type };
+  if (g.detail) labels.detail = g.detail;
+  if (g.estimated) labels.estimated = 'true';
+  return labels;
 }
 
 function tasksPprof(groups: TaskGroup[], deltaSeconds?: number): Uint8Array {
@@ -209,7 +251,7 @@ function tasksPprof(groups: TaskGroup[], deltaSeconds?: number): Uint8Array {
     samples: groups.map((g) => ({
       values: [g.count],
       frames: pprofStack(g.type, g.stack),
-      labels: g.detail ? { ...g.labels, type: g.type, detail: g.detail } : { ...g.labels, type: g.type },
+      labels: sampleLabels(g),
     })),
   });
 }

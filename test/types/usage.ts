@@ -52,7 +52,7 @@ const n: number = taskCount();
 const types: string[] = taskCounts().map((c) => c.type);
 const result: Promise<number> = withLabels({ job: 'x' }, async () => n + types.length);
 await writeProfile('tasks', process.stdout, { debug: 1 });
-startTracking({ mode: 'full', samplingInterval: 64 });
+startTracking({ mode: 'full', stackBudget: 0.02 });
 stopTracking();
 await result;
 

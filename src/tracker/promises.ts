@@ -1,0 +1,158 @@
+// Promises, counted exactly with V8's promise hooks: every root promise (not
+// the then/await waiters chained on one) is counted when made and when it
+// settles. A pending promise nobody references is garbage collected without
+// settling; a FinalizationRegistry finds those, through a small state object
+// only the promise references (registering the promise itself would keep it
+// alive through every scavenge: docs/design.md). Under `full` each state is
+// registered when made; otherwise only states still pending at the next
+// flush that finds them pending at least a tenth of a second after they
+// were made (flushes come every tenth of a second, and once a thousand
+// states wait). That spares the registry (170 ns and a survival of every
+// scavenge per registration) the many promises that settle within a request,
+// and keeps the states that wait few and young (a longer wait had them
+// promoted, and cost more in collections than everything else here).
+import v8 from 'node:v8';
+import { labelContext, ownWork, type LabelSet } from '../labels.js';
+import { captureStackKey, OWN_TASK, promiseCaptureDepth } from '../stack.js';
+import type { Session, TrackedTask, TypeCounts } from './session.js';
+import { PromiseTask, Tombstone, labelsOf, promiseStamp } from './task-stamp.js';
+import { PROMISE_TYPE } from './types.js';
+import { runningRecord } from './running.js';
+
+// Promise states waiting before a flush is due (more while many are young and pending).
+const nurseryLimit = 128;
+
+export interface PromiseTracking {
+  /** Called every tenth of a second: registers the states of promises still pending a period after they were made. */
+  tick(): void;
+  stop(): void;
+}
+
+export interface PromiseTrackingOptions {
+  /** Register every state when made (full) instead of at the next flush. */
+  eagerFinalization: boolean;
+  /** Whether promise reactions carry labels (false where the resource hook does it). */
+  carryLabels: boolean;
+  /** Called when a record ends: it leaves the route tally and the abandoned-site list. */
+  onRecordEnd(record: TrackedTask, abandoned: boolean): void;
+}
+
+export function trackPromises(session: Session, options: PromiseTrackingOptions): PromiseTracking {
+  const counts: TypeCounts = session.countsOf(PROMISE_TYPE);
+  const { budget, routes, captureStacks, labelsOn } = session;
+  const eager = options.eagerFinalization;
+  let nursery: PromiseTask[] = [];
+  let flushAt = nurseryLimit;
+  // Flush periods: a state is registered once it is a whole period old.
+  let period = 0;
+
+  function flush(): void {
+    const pending = nursery;
+    nursery = [];
+    for (const task of pending) {
+      if (!task.live) continue;
+      if (task.period < period) register(task);
+      else nursery.push(task);
+    }
+    flushAt = Math.max(nurseryLimit, 2 * nursery.length);
+  }
+
+  const finalization = new FinalizationRegistry<Tombstone>((tomb) => {
+    try {
+      if (!tomb.live || !session.live) return;
+      tomb.live = false;
+      tomb.counts.abandoned++;
+      if (tomb.labels !== undefined) routes.remove(tomb.labels, 1);
+      if (tomb.record !== undefined) options.onRecordEnd(tomb.record, true);
+    } catch {
+      // Never throw into the app's event loop.
+    }
+  });
+
+  function register(task: PromiseTask): void {
+    const tomb = new Tombstone(task.counts, task.labels, task.record);
+    task.tomb = tomb;
+    finalization.register(task, tomb);
+  }
+
+  // Derived promises (then/catch/finally and the one V8 makes for each
+  // `await`) have a parent: waiters on a task, not tasks. They only carry
+  // the labels in force, for their reactions.
+  function init(promise: Promise<unknown>, parent: Promise<unknown> | undefined): void {
+    const labels = labelContext.current;
+    if (parent !== undefined) {
+      if (labels !== undefined && labelsOn) promiseStamp.set(promise, labels);
+      return;
+    }
+    if (labels === ownWork) return;
+    try {
+      let record: TrackedTask | undefined;
+      if (captureStacks && session.roomForRecord()) {
+        const window = budget.admit(PROMISE_TYPE, labels);
+        if (window !== undefined) {
+          const startedAt = performance.now();
+          const key = captureStackKey(init, promiseCaptureDepth);
+          budget.charge(performance.now() - startedAt);
+          // taskprof's own promise, made outside its own-work scope: not the app's.
+          if (key === OWN_TASK) return;
+          const parentRecord = runningRecord(session);
+          record = session.newRecord(PROMISE_TYPE, session.stacks.intern(key), labels ?? parentRecord?.labels, window, undefined, parentRecord);
+        }
+      }
+      counts.created++;
+      const task = new PromiseTask(counts, labelsOn ? labels : undefined, record, period);
+      if (!promiseStamp.set(promise, task)) {
+        // Cannot be followed to its end: not counted at all.
+        counts.created--;
+        if (record !== undefined) session.endRecord(record);
+        return;
+      }
+      if (task.labels !== undefined) routes.add(task.labels, 1);
+      if (eager) register(task);
+      else if (nursery.push(task) >= flushAt) flush();
+    } catch {
+      // Never throw into the app.
+    }
+  }
+
+  function settled(promise: Promise<unknown>): void {
+    const task = promiseStamp.get(promise);
+    if (!(task instanceof PromiseTask) || !task.live || task.counts !== counts) return;
+    task.live = false;
+    counts.completed++;
+    if (task.tomb !== undefined) task.tomb.live = false;
+    if (task.labels !== undefined) routes.remove(task.labels, 1);
+    if (task.record !== undefined) options.onRecordEnd(task.record, false);
+  }
+
+  // Labels saved by `before`, put back by `after`.
+  const saved: (LabelSet | undefined)[] = [];
+  function before(promise: Promise<unknown>): void {
+    saved.push(labelContext.current);
+    labelContext.current = labelsOf(promiseStamp.get(promise));
+  }
+  function after(): void {
+    labelContext.current = saved.pop();
+  }
+
+  const stopHooks = v8.promiseHooks.createHook(
+    labelsOn && options.carryLabels ? { init, settled, before, after } : { init, settled },
+  ) as () => void;
+
+  return {
+    tick() {
+      flush();
+      period++;
+    },
+    stop() {
+      stopHooks();
+      nursery = [];
+      // Stopped from inside a continuation (a leak check ending, say), the
+      // `after` hooks that would put the labels back never run: put back the
+      // labels in force outside every continuation now.
+      if (saved.length > 0) labelContext.current = saved[0];
+      saved.length = 0;
+    },
+  };
+}
+
