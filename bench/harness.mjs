@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const distTracker = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src', 'tracker.js');
+const distTracker = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src', 'tracker', 'tracker.js');
 
 /** Whether `taskset` can pin processes here (2+ CPUs and the tool present). */
 export const canPin =

@@ -1,8 +1,12 @@
 // Overhead benchmark: server CPU time per request, with and without taskprof.
 //
 //   npm run build && node bench/overhead.mjs [--quick] [--requests N] [--rounds N]
-//       [--rounds-per-process N] [--concurrency N] [--warmup N]
-//       [--framework express|fastify] [--variants counts,sampled:128] [--timeout SECONDS]
+//       [--rounds-per-process N] [--concurrency N] [--warmup N] [--app hello|realistic]
+//       [--framework express|fastify] [--variants counts,sampled:0.02] [--timeout SECONDS]
+//
+// Apps: `hello` answers "hello" after awaiting one promise (setImmediate);
+// `realistic` awaits three async functions (one of them a setTimeout(0)
+// promise) and answers about 2 KB of JSON.
 //
 // Method, and why:
 // - The measure is the server's CPU time per request (process.cpuUsage(), user +
@@ -40,20 +44,20 @@ const FRAMEWORKS = ['express', 'fastify'];
 // ---------------------------------------------------------------------------
 // Child: one server, one variant. Talks to the parent over IPC only.
 
-async function child(framework, variant) {
+async function child(framework, variant, appName) {
   // The real package (a devDependency): importing it enables its hook, which
   // captures a stack for every async resource except promises. Imported before
   // the framework loads, as its README says.
   if (variant === 'why-is-node-running') await import('why-is-node-running');
 
-  // `sampled:256/heapoff` adds heapSampling: 'off'.
+  // `sampled:0.02/heapoff` sets stackBudget 0.02 and heapSampling 'off'.
   const [spec, flag] = variant.split('/');
-  const [mode, interval] = spec.split(':');
+  const [mode, budget] = spec.split(':');
   const tracking = ['counts', 'sampled', 'full'].includes(mode) ? mode : undefined;
   const trackingOptions = { tracking };
-  if (interval !== undefined) trackingOptions.samplingInterval = Number(interval);
+  if (budget !== undefined) trackingOptions.stackBudget = Number(budget);
   if (flag === 'heapoff') trackingOptions.heapSampling = 'off';
-  const handler = () => new Promise((resolve) => setImmediate(resolve));
+  const { respond, expected } = apps[appName];
   let server;
   let close;
   if (framework === 'express') {
@@ -64,8 +68,9 @@ async function child(framework, variant) {
       app.use(taskprof(trackingOptions));
     }
     app.get('/', async (_req, res) => {
-      await handler();
-      res.send('hello');
+      const body = await respond();
+      if (typeof body === 'string') res.send(body);
+      else res.json(body);
     });
     server = http.createServer(app);
     await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
@@ -77,10 +82,7 @@ async function child(framework, variant) {
       const { default: taskprof } = await import('taskprof/fastify');
       await app.register(taskprof, trackingOptions);
     }
-    app.get('/', async () => {
-      await handler();
-      return 'hello';
-    });
+    app.get('/', async () => respond());
     await app.listen({ port: 0, host: '127.0.0.1' });
     server = app.server;
     close = () => app.close();
@@ -106,6 +108,34 @@ async function child(framework, variant) {
   process.send({ type: 'ready', port: server.address().port });
 }
 
+// The handlers: what a request does, and the body the load generator checks.
+const items = Array.from({ length: 20 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b', 'c'], price: i * 1.5, description: 'x'.repeat(40) }));
+async function loadUser() {
+  await null;
+  return { id: 7, name: 'user' };
+}
+async function loadItems() {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  return items;
+}
+async function render(user, list) {
+  await null;
+  return { user, items: list };
+}
+const apps = {
+  hello: {
+    respond: async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      return 'hello';
+    },
+    expected: (body) => body === 'hello',
+  },
+  realistic: {
+    respond: async () => render(await loadUser(), await loadItems()),
+    expected: (body) => body.length > 2000 && body.startsWith('{"user":'),
+  },
+};
+
 // Live-record counts after the load, as a sanity check for leaks in the hooks.
 async function childStats(variant) {
   if (variant === 'none') return {};
@@ -126,6 +156,7 @@ async function parent() {
       quick: { type: 'boolean', default: false },
       requests: { type: 'string' },
       rounds: { type: 'string' },
+      app: { type: 'string' },
       concurrency: { type: 'string' },
       warmup: { type: 'string' },
       framework: { type: 'string', multiple: true },
@@ -143,7 +174,10 @@ async function parent() {
   };
   const quick = values.quick || process.env.BENCH_QUICK === '1';
   const requests = int('requests', 'BENCH_REQUESTS', quick ? 2000 : 20000);
+  const app = values.app ?? process.env.BENCH_APP ?? 'hello';
+  if (!(app in apps)) throw new Error(`--app must be one of ${Object.keys(apps).join(', ')}, got ${app}`);
   const settings = {
+    app,
     requests,
     rounds: int('rounds', 'BENCH_ROUNDS', quick ? 3 : 7),
     concurrency: int('concurrency', 'BENCH_CONCURRENCY', 8),
@@ -187,7 +221,7 @@ async function parent() {
       printTable(result);
       const dir = join(here, 'results');
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `overhead-${framework}.json`), JSON.stringify(result, null, 2) + '\n');
+      writeFileSync(join(dir, `overhead-${framework}-${settings.app}.json`), JSON.stringify(result, null, 2) + "\n");
     }
     console.log();
     console.log(`Total time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -206,7 +240,7 @@ async function runFramework(framework, settings, children) {
   const startAll = async () => {
     servers = [];
     // Started one at a time: startup CPU of one must not disturb another's.
-    for (const variant of VARIANTS) servers.push(await startServer(framework, variant, children));
+    for (const variant of VARIANTS) servers.push(await startServer(framework, variant, children, settings));
     for (const s of servers) await drive(s, settings.warmup, settings.concurrency);
   };
   try {
@@ -239,9 +273,9 @@ async function runFramework(framework, settings, children) {
 const serverCpu = 0;
 
 // Forks one server and wraps its IPC in request/response calls.
-async function startServer(framework, variant, children) {
-  const server = await forkServer({ script: fileURLToPath(import.meta.url), args: ['--child', framework, variant], label: `${framework}/${variant}`, children, cpu: serverCpu });
-  return { ...server, framework, variant };
+async function startServer(framework, variant, children, settings) {
+  const server = await forkServer({ script: fileURLToPath(import.meta.url), args: ['--child', framework, variant, settings.app], label: `${framework}/${variant}`, children, cpu: serverCpu });
+  return { ...server, framework, variant, app: settings.app };
 }
 const loadCpu = 1;
 
@@ -278,7 +312,7 @@ async function drive(server, total, concurrency) {
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
 }
 
-function get({ agent, port, framework, variant }) {
+function get({ agent, port, framework, variant, app }) {
   return new Promise((resolve, reject) => {
     const req = http.get({ agent, host: '127.0.0.1', port, path: '/' }, (res) => {
       let body = '';
@@ -286,7 +320,7 @@ function get({ agent, port, framework, variant }) {
       res.on('data', (chunk) => (body += chunk));
       res.on('error', reject);
       res.on('end', () => {
-        if (res.statusCode === 200 && body === 'hello') resolve();
+        if (res.statusCode === 200 && apps[app].expected(body)) resolve();
         else reject(new Error(`${framework}/${variant}: got ${res.statusCode} ${JSON.stringify(body.slice(0, 200))}`));
       });
     });
@@ -354,5 +388,5 @@ function printTable(result) {
 }
 
 // Last, so that every module-level declaration above is initialised first.
-if (process.argv[2] === '--child') await child(process.argv[3], process.argv[4]);
+if (process.argv[2] === '--child') await child(process.argv[3], process.argv[4], process.argv[5]);
 else await parent();

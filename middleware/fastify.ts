@@ -16,8 +16,7 @@ const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance
   const taskprof = mount(options);
 
   fastify.addHook('onRequest', (request, _reply, next) => {
-    const route = routeOf(request);
-    taskprof.runLabelled(route === undefined ? { method: request.method } : { method: request.method, route }, () => next());
+    taskprof.runRouted(request.method, routeOf(request), () => next());
   });
 
   const serve = (request: FastifyRequest, reply: FastifyReply): void => {

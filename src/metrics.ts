@@ -20,7 +20,7 @@ function createSnapshotReader(tracker: Tracker): () => TaskSnapshot {
   let snapshot: TaskSnapshot | undefined;
   return () => {
     if (snapshot === undefined) {
-      snapshot = tracker.snapshot();
+      snapshot = tracker.snapshot(true);
       queueMicrotask(() => {
         snapshot = undefined;
       });
@@ -119,7 +119,7 @@ export function registerTaskMetrics(
         registers,
         collect(this: Gauge<'method' | 'route'>) {
           this.reset();
-          for (const count of tracker.routeCounts()) this.set({ method: count.method, route: count.route }, Math.max(0, count.live));
+          for (const count of read().routes) this.set({ method: count.method, route: count.route }, Math.max(0, count.live));
         },
       }),
     () =>
@@ -147,7 +147,7 @@ export function registerTaskMetrics(
         help: 'Task records held now: promises with a stack and handles (at most maxTasks), and live timers (whose records their timers hold).',
         registers,
         collect(this: Gauge) {
-          this.set(tracker.recordCount);
+          this.set(read().records);
         },
       }),
   ];

@@ -30,7 +30,7 @@ export function headerLine(tracker: Tracker, listing: Pick<TaskListing, 'total' 
   if (tracker.mode === 'off') return line + ', tracking off';
   if (tracker.mode === 'counts') return line + '; tracking "counts": counts by type, no stacks';
   if (listing.estimatedGroups > 0) {
-    line += `; ${listing.estimatedGroups} group${listing.estimatedGroups === 1 ? '' : 's'} estimated (stack capture over its budget sampled them; each sampled stack stands for the tasks of its route and type made in the same second without one)`;
+    line += `; ${listing.estimatedGroups} group${listing.estimatedGroups === 1 ? '' : 's'} estimated (stack capture was over its budget: sampled stacks stand for the tasks of their kind made without one)`;
   }
   if (listing.withoutStack > 0) line += `; ${listing.withoutStack} task${listing.withoutStack === 1 ? '' : 's'} without a stack (${withoutStackReason(tracker)})`;
   if (tracker.dropped > 0) line += `; dropped ${tracker.dropped} records (maxTasks ${tracker.settings.maxTasks} reached)`;

@@ -1,9 +1,10 @@
 // The data behind every tasks listing: live tasks grouped by (type, detail,
 // stack, labels), with counts that add up to each type's exact total. A
-// group is exact when every task in it has a record; where the stack budget
-// sampled a class, its records stand for the tasks of that class that got
-// no stack, and the groups they are in are estimated (marked so); tasks no
-// estimate can place form one "no record" group per type.
+// group is exact when every task in it has its stack; where the stack budget
+// sampled a class, its records stand for tasks of the same type (and detail,
+// where that is known) that got no stack, and the groups they are placed in
+// are estimated (marked so). Tasks no estimate can place are listed by type
+// (and detail) as having no stack.
 import type { Tracker } from '../tracker/tracker.js';
 import type { TaskRecord, TypeCount } from '../tracker/types.js';
 import { framesOf, type StackEntry, type StackFrame } from '../stack.js';
@@ -35,7 +36,7 @@ export interface TaskListing {
   total: number;
   counts: TypeCount[];
   groups: TaskGroup[];
-  /** Live tasks without a stack: in groups of their own, by type (and detail where they have a record). */
+  /** Live tasks whose stack was not captured: placed in estimated groups, or listed as "no stack". */
   withoutStack: number;
   /** Groups whose count is an estimate. */
   estimatedGroups: number;
@@ -44,6 +45,8 @@ export interface TaskListing {
 interface Accumulator extends TaskGroup {
   /** Expected tasks without a stack that the group's sampled records stand for. */
   extra: number;
+  /** The same, by the stack budget class the records were sampled in. */
+  extraIn: Map<object, number>;
 }
 
 export interface GroupOptions {
@@ -54,8 +57,10 @@ export interface GroupOptions {
 /** Live tasks grouped, largest group first; counts add up to the exact totals. */
 export function listTasks(tracker: Tracker, options: GroupOptions = { detail: true }): TaskListing {
   const snapshot = tracker.snapshot();
-  const groups = new Map<string, Accumulator>();
-  const counts = new Map(snapshot.counts.map((c) => [c.type, c]));
+  const stacked = new Map<string, Accumulator>();
+  // Tasks with a record but no stack, by type, detail and labels: placed by
+  // estimate where sampled stacks of the same type and detail stand for them.
+  const stackless = new Map<string, Accumulator>();
   tracker.forEachLive((record: TaskRecord) => {
     const detail = options.detail ? describeTask(record, false) : '';
     const labelsKey = record.labels?.key ?? '';
@@ -63,6 +68,7 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
     // Keyed by the interned stack's id (short); the group's own key, compared
     // across listings by deltas, uses the stack's text.
     const id = `${record.type}\0${detail}\0${stack?.id ?? 0}\0${labelsKey}`;
+    const groups = stack === undefined ? stackless : stacked;
     let group = groups.get(id);
     if (group === undefined) {
       group = {
@@ -78,32 +84,43 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
         entry: stack,
         unrecorded: false,
         extra: 0,
+        extraIn: new Map(),
       };
       groups.set(id, group);
     }
     group.recorded++;
+    group.count++;
     group.extra += record.weight - 1;
+    if (record.sampledIn !== undefined && record.weight > 1) group.extraIn.set(record.sampledIn, (group.extraIn.get(record.sampledIn) ?? 0) + record.weight - 1);
     if (record.createdAt < group.oldestCreatedAt) group.oldestCreatedAt = record.createdAt;
   });
   const byType = new Map<string, Accumulator[]>();
-  for (const group of groups.values()) {
-    group.count = group.recorded;
+  for (const group of stacked.values()) {
     let list = byType.get(group.type);
     if (list === undefined) byType.set(group.type, (list = []));
     list.push(group);
   }
-  let estimatedGroups = 0;
   const result: TaskGroup[] = [];
-  for (const count of counts.values()) {
-    const list = byType.get(count.type) ?? [];
-    const recorded = list.reduce((n, g) => n + g.recorded, 0);
-    let unrecorded = Math.max(0, count.live - recorded);
-    const extra = list.reduce((n, g) => n + g.extra, 0);
-    const placed = Math.min(unrecorded, Math.round(extra));
-    if (placed > 0) {
-      estimatedGroups += distribute(list, placed, extra);
-      unrecorded -= placed;
-    }
+  const recordedByType = new Map<string, number>();
+  for (const group of [...stacked.values(), ...stackless.values()]) recordedByType.set(group.type, (recordedByType.get(group.type) ?? 0) + group.recorded);
+  // Promises without a record: each window's (a class of tasks in one
+  // second) go to the groups of the records sampled in that window, whose
+  // weights stand for them (a quiet route's group never takes a busy route's).
+  const placedByType = new Map<string, number>();
+  for (const { sampledIn, type, count } of tracker.unrecordedBySample()) {
+    const sampled = (byType.get(type) ?? []).filter((g) => g.extraIn.has(sampledIn));
+    const placed = place(sampled, count, (g) => g.extraIn.get(sampledIn)!);
+    placedByType.set(type, (placedByType.get(type) ?? 0) + placed);
+  }
+  // Timers and handles without a stack have records: theirs go to groups of the same detail.
+  for (const pool of stackless.values()) {
+    const sameDetail = (byType.get(pool.type) ?? []).filter((g) => g.detail === pool.detail);
+    pool.count -= place(sameDetail, pool.count, (g) => g.extra);
+    if (pool.count > 0) result.push(strip(pool));
+  }
+  for (const count of snapshot.counts) {
+    // Tasks no estimate placed (maxTasks reached, `counts` tracking, classes sampled but gone).
+    const unrecorded = Math.max(0, count.live - (recordedByType.get(count.type) ?? 0) - (placedByType.get(count.type) ?? 0));
     if (unrecorded > 0) {
       result.push({
         key: `${count.type}\0\0\0`,
@@ -119,35 +136,40 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
         unrecorded: true,
       });
     }
-    for (const group of list) {
-      const { extra: _extra, ...plain } = group;
-      result.push(plain);
-    }
+  }
+  let estimatedGroups = 0;
+  for (const group of stacked.values()) {
+    if (group.estimated) estimatedGroups++;
+    result.push(strip(group));
   }
   result.sort((a, b) => b.count - a.count || a.oldestCreatedAt - b.oldestCreatedAt);
-  const withoutStack = result.reduce((n, g) => n + (g.entry === undefined ? g.count : 0), 0);
+  const withoutStack = snapshot.counts.reduce((n, c) => n + c.withoutStack, 0);
   return { total: snapshot.counts.reduce((n, c) => n + c.live, 0), counts: snapshot.counts, groups: result, withoutStack, estimatedGroups };
 }
 
-// Gives `placed` tasks to the groups in proportion to their extra weight
-// (largest remainders first, so the parts add up); returns how many groups
-// became estimates.
-function distribute(groups: Accumulator[], placed: number, extra: number): number {
-  const shares = groups.map((g) => (placed * g.extra) / extra);
+function strip(group: Accumulator): TaskGroup {
+  const { extra: _extra, extraIn: _extraIn, ...plain } = group;
+  return plain;
+}
+
+// Gives up to `tasks` tasks without a stack to `groups`, in proportion to
+// the extra weight of their sampled records (`extraOf`), at most as many as
+// that weight stands for, with largest remainders so that the parts add up;
+// marks those groups estimated; returns how many were placed.
+function place(groups: Accumulator[], tasks: number, extraOf: (group: Accumulator) => number): number {
+  const extras = groups.map(extraOf);
+  const extra = extras.reduce((n, e) => n + e, 0);
+  const placed = Math.min(tasks, Math.round(extra));
+  if (placed <= 0) return 0;
+  const shares = extras.map((e) => (placed * e) / extra);
   let given = 0;
   groups.forEach((g, i) => {
     const whole = Math.floor(shares[i]!);
     g.count += whole;
     given += whole;
+    g.estimated = true;
   });
   const byRemainder = groups.map((g, i) => ({ g, r: shares[i]! - Math.floor(shares[i]!) })).sort((a, b) => b.r - a.r);
   for (let i = 0; given < placed && i < byRemainder.length; i++, given++) byRemainder[i]!.g.count++;
-  let estimated = 0;
-  for (const g of groups) {
-    if (g.extra > 0) {
-      g.estimated = true;
-      estimated++;
-    }
-  }
-  return estimated;
+  return placed;
 }

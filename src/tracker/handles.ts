@@ -9,9 +9,9 @@
 import dc from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import { labelContext, ownWork, type LabelSet } from '../labels.js';
-import { captureStackKey, OWN_TASK, resourceCaptureDepth, type StackEntry } from '../stack.js';
+import { resourceCaptureDepth, type StackEntry } from '../stack.js';
 import type { Session, TrackedTask } from './session.js';
-import { EXACT_WINDOW, type CaptureWindow } from './stack-budget.js';
+import { EXACT } from './stack-budget.js';
 import { recordOf, resourceStamp } from './task-stamp.js';
 import { runningRecord } from './running.js';
 
@@ -35,7 +35,7 @@ interface PatchHooks {
 /** Where and in what context a task was made. */
 interface Origin {
   stack: StackEntry | undefined;
-  window: CaptureWindow;
+  weight: number;
   labels: LabelSet | undefined;
   parent: TrackedTask | undefined;
 }
@@ -84,27 +84,25 @@ function patch(patches: Patch[], target: object, key: PropertyKey, hooks: PatchH
 }
 
 export function trackHandles(session: Session): HandleTracking {
-  const { budget, captureStacks, labelsOn, routes } = session;
+  const { labelsOn, routes } = session;
   const patches: Patch[] = [];
 
   function origin(type: string, above: Function): Origin | undefined {
     const labels = labelContext.current;
     if (labels === ownWork) return undefined;
     let stack: StackEntry | undefined;
-    let window = EXACT_WINDOW;
-    if (captureStacks) {
-      const admitted = budget.admit(type, labels);
-      if (admitted !== undefined) {
-        const startedAt = performance.now();
-        const key = captureStackKey(above, resourceCaptureDepth);
-        budget.charge(performance.now() - startedAt);
-        if (key === OWN_TASK) return undefined;
-        stack = session.stacks.intern(key);
-        window = admitted;
+    let weight = EXACT;
+    if (session.captureStacks) {
+      const admitted = session.budget.admit(session.budget.classOf(type, labels));
+      if (admitted > 0) {
+        const captured = session.captureStack(above, resourceCaptureDepth);
+        if (captured === null) return undefined;
+        stack = captured;
+        weight = admitted;
       }
     }
     const parent = labelsOn ? runningRecord(session) : undefined;
-    return { stack, window, labels: labelsOn ? labels ?? parent?.labels : undefined, parent };
+    return { stack, weight, labels: labelsOn ? labels ?? parent?.labels : undefined, parent };
   }
 
   function start(type: string, resource: object, from: Origin | undefined): void {
@@ -118,7 +116,7 @@ export function trackHandles(session: Session): HandleTracking {
       resourceStamp.set(resource, ownWork);
       return;
     }
-    const record = session.newRecord(type, from.stack, from.labels, from.window, resource, from.parent);
+    const record = session.newRecord(type, from.stack, from.labels, from.weight, resource, from.parent);
     if (!resourceStamp.set(resource, record)) {
       session.endRecord(record);
       return;

@@ -13,8 +13,9 @@
 // promoted, and cost more in collections than everything else here).
 import v8 from 'node:v8';
 import { labelContext, ownWork, type LabelSet } from '../labels.js';
-import { captureStackKey, OWN_TASK, promiseCaptureDepth } from '../stack.js';
+import { promiseCaptureDepth } from '../stack.js';
 import type { Session, TrackedTask, TypeCounts } from './session.js';
+import { EXACT, type CaptureWindow } from './stack-budget.js';
 import { PromiseTask, Tombstone, labelsOf, promiseStamp } from './task-stamp.js';
 import { PROMISE_TYPE } from './types.js';
 import { runningRecord } from './running.js';
@@ -39,7 +40,7 @@ export interface PromiseTrackingOptions {
 
 export function trackPromises(session: Session, options: PromiseTrackingOptions): PromiseTracking {
   const counts: TypeCounts = session.countsOf(PROMISE_TYPE);
-  const { budget, routes, captureStacks, labelsOn } = session;
+  const { routes, captureStacks, labelsOn, budget } = session;
   const eager = options.eagerFinalization;
   let nursery: PromiseTask[] = [];
   let flushAt = nurseryLimit;
@@ -62,6 +63,7 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
       if (!tomb.live || !session.live) return;
       tomb.live = false;
       tomb.counts.abandoned++;
+      if (tomb.unrecordedIn !== undefined) budget.endUnrecorded(tomb.unrecordedIn);
       if (tomb.labels !== undefined) routes.remove(tomb.labels, 1);
       if (tomb.record !== undefined) options.onRecordEnd(tomb.record, true);
     } catch {
@@ -70,43 +72,48 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
   });
 
   function register(task: PromiseTask): void {
-    const tomb = new Tombstone(task.counts, task.labels, task.record);
+    const tomb = new Tombstone(task.counts, task.labels, task.record, task.unrecordedIn);
     task.tomb = tomb;
     finalization.register(task, tomb);
   }
 
   // Derived promises (then/catch/finally and the one V8 makes for each
   // `await`) have a parent: waiters on a task, not tasks. They only carry
-  // the labels in force, for their reactions.
+  // the labels in force, for their reactions: the app's, or (in every mode,
+  // `counts` too) taskprof's own-work scope, whose promises are not counted.
   function init(promise: Promise<unknown>, parent: Promise<unknown> | undefined): void {
     const labels = labelContext.current;
     if (parent !== undefined) {
-      if (labels !== undefined && labelsOn) promiseStamp.set(promise, labels);
+      if (labels !== undefined) promiseStamp.setNew(promise, labels);
       return;
     }
     if (labels === ownWork) return;
     try {
       let record: TrackedTask | undefined;
-      if (captureStacks && session.roomForRecord()) {
-        const window = budget.admit(PROMISE_TYPE, labels);
-        if (window !== undefined) {
-          const startedAt = performance.now();
-          const key = captureStackKey(init, promiseCaptureDepth);
-          budget.charge(performance.now() - startedAt);
+      let window: CaptureWindow | undefined;
+      if (captureStacks) {
+        const cls = budget.unlimited ? undefined : budget.classOf(PROMISE_TYPE, labels);
+        const weight = !session.roomForRecord() ? 0 : cls === undefined ? EXACT : budget.admit(cls);
+        if (cls !== undefined) window = budget.windowOf(cls);
+        if (weight > 0) {
+          const stack = session.captureStack(init, promiseCaptureDepth);
           // taskprof's own promise, made outside its own-work scope: not the app's.
-          if (key === OWN_TASK) return;
+          if (stack === null) return;
           const parentRecord = runningRecord(session);
-          record = session.newRecord(PROMISE_TYPE, session.stacks.intern(key), labels ?? parentRecord?.labels, window, undefined, parentRecord);
+          record = session.newRecord(PROMISE_TYPE, stack, labels ?? parentRecord?.labels, weight, undefined, parentRecord);
+          record.sampledIn = window;
         }
       }
       counts.created++;
-      const task = new PromiseTask(counts, labelsOn ? labels : undefined, record, period);
-      if (!promiseStamp.set(promise, task)) {
+      const unrecordedIn = record === undefined ? window : undefined;
+      const task = new PromiseTask(counts, labelsOn ? labels : undefined, record, period, unrecordedIn);
+      if (!promiseStamp.setNew(promise, task)) {
         // Cannot be followed to its end: not counted at all.
         counts.created--;
         if (record !== undefined) session.endRecord(record);
         return;
       }
+      if (unrecordedIn !== undefined) budget.addUnrecorded(unrecordedIn);
       if (task.labels !== undefined) routes.add(task.labels, 1);
       if (eager) register(task);
       else if (nursery.push(task) >= flushAt) flush();
@@ -121,6 +128,7 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
     task.live = false;
     counts.completed++;
     if (task.tomb !== undefined) task.tomb.live = false;
+    if (task.unrecordedIn !== undefined) budget.endUnrecorded(task.unrecordedIn);
     if (task.labels !== undefined) routes.remove(task.labels, 1);
     if (task.record !== undefined) options.onRecordEnd(task.record, false);
   }
@@ -135,9 +143,7 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
     labelContext.current = saved.pop();
   }
 
-  const stopHooks = v8.promiseHooks.createHook(
-    labelsOn && options.carryLabels ? { init, settled, before, after } : { init, settled },
-  ) as () => void;
+  const stopHooks = v8.promiseHooks.createHook(options.carryLabels ? { init, settled, before, after } : { init, settled }) as () => void;
 
   return {
     tick() {

@@ -5,9 +5,9 @@
 // comes from the garbage collector), so records see them weakly.
 import asyncHooks from 'node:async_hooks';
 import { labelContext, ownWork, type LabelSet } from '../labels.js';
-import { captureStackKey, OWN_TASK, resourceCaptureDepth, timerCaptureDepth } from '../stack.js';
+import { resourceCaptureDepth, timerCaptureDepth, type StackEntry } from '../stack.js';
 import type { Session, TrackedTask } from './session.js';
-import { EXACT_WINDOW } from './stack-budget.js';
+import { EXACT } from './stack-budget.js';
 import { labelsOf, promiseStamp, resourceStamp } from './task-stamp.js';
 import { runningRecord } from './running.js';
 
@@ -53,17 +53,17 @@ export function trackResources(session: Session, options: ResourceTrackingOption
         resourceStamp.set(resource, ownWork);
         return;
       }
-      let stack;
+      let stack: StackEntry | undefined;
       if (session.roomForRecord()) {
-        const key = captureStackKey(init, type === 'Timeout' ? timerCaptureDepth : resourceCaptureDepth);
-        if (key === OWN_TASK) {
+        const captured = session.captureStack(init, type === 'Timeout' ? timerCaptureDepth : resourceCaptureDepth);
+        if (captured === null) {
           resourceStamp.set(resource, ownWork);
           return;
         }
-        stack = session.stacks.intern(key);
+        stack = captured;
       }
       const parent = runningRecord(session);
-      const record = session.newRecord(type, stack, labels ?? parent?.labels, EXACT_WINDOW, resource, parent, stack !== undefined, true);
+      const record = session.newRecord(type, stack, labels ?? parent?.labels, EXACT, resource, parent, stack !== undefined, true);
       resourceStamp.set(resource, record);
       byAsyncId.set(asyncId, record);
       const counts = session.countsOf(type);

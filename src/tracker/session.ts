@@ -4,7 +4,7 @@
 // session they were installed for, so that tasks of an earlier session
 // never touch a later one's counts.
 import type { LabelSet } from '../labels.js';
-import { StackTable, type StackEntry } from '../stack.js';
+import { captureStackKey, OWN_TASK, StackTable, type StackEntry } from '../stack.js';
 import type { RouteTally } from '../routes.js';
 import { StackBudget, type CaptureWindow } from './stack-budget.js';
 import type { TaskRecord, TrackerSettings } from './types.js';
@@ -27,7 +27,10 @@ export class TrackedTask implements TaskRecord {
   readonly parentStack: StackEntry | undefined;
   readonly stack: StackEntry | undefined;
   readonly labels: LabelSet | undefined;
-  readonly window: CaptureWindow;
+  /** How many tasks this record stands for: 1, or more when the stack budget sampled its class (see StackBudget.admit). */
+  readonly weight: number;
+  /** The stack budget window it was sampled in, for the estimate; undefined under `full` and for timers and handles. */
+  sampledIn: CaptureWindow | undefined;
   live = true;
   // The timer, socket or server: held strongly where the task's end is an
   // event (released then), weakly where the end may be its collection
@@ -40,7 +43,7 @@ export class TrackedTask implements TaskRecord {
     type: string,
     stack: StackEntry | undefined,
     labels: LabelSet | undefined,
-    window: CaptureWindow,
+    weight: number,
     resource: object | undefined,
     parent: TrackedTask | undefined,
     weak: boolean,
@@ -50,16 +53,12 @@ export class TrackedTask implements TaskRecord {
     this.createdAt = Date.now();
     this.stack = stack;
     this.labels = labels;
-    this.window = window;
+    this.weight = weight;
     this.#weak = weak;
     this.#resource = resource === undefined ? undefined : weak ? new WeakRef(resource) : resource;
     this.parentId = parent?.id ?? 0;
     this.parentType = parent?.type ?? '';
     this.parentStack = parent?.stack;
-  }
-
-  get weight(): number {
-    return this.window.attempts / this.window.admitted;
   }
 
   /** The task's own object (timer, socket, server...) while it is live and reachable; undefined for promises. */
@@ -106,6 +105,20 @@ export class Session {
     this.firstId = nextId();
   }
 
+  /**
+   * The creation stack of a task being made now, charged to the stack
+   * budget; `null` when taskprof's own code made it. `above` is the hook or
+   * wrapper the capture starts under.
+   */
+  captureStack(above: Function, depth: number): StackEntry | null {
+    // Charged for the capture and its interning: what a stack costs here.
+    const startedAt = performance.now();
+    const key = captureStackKey(above, depth);
+    const stack = key === OWN_TASK ? null : this.stacks.intern(key);
+    this.budget.charge(performance.now() - startedAt);
+    return stack;
+  }
+
   countsOf(type: string): TypeCounts {
     let counts = this.counts.get(type);
     if (counts === undefined) {
@@ -124,13 +137,13 @@ export class Session {
     type: string,
     stack: StackEntry | undefined,
     labels: LabelSet | undefined,
-    window: CaptureWindow,
+    weight: number,
     resource: object | undefined,
     parent: TrackedTask | undefined,
     listed = true,
     weak = false,
   ): TrackedTask {
-    const record = new TrackedTask(this.#nextId(), type, stack, labels, window, resource, parent, weak);
+    const record = new TrackedTask(this.#nextId(), type, stack, labels, weight, resource, parent, weak);
     if (!listed || !this.roomForRecord()) return record;
     let byId = this.records.get(type);
     if (byId === undefined) {

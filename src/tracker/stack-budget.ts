@@ -1,73 +1,93 @@
 // Stack capture under a CPU budget. A creation stack costs microseconds to
 // capture (docs/design.md), far more than the task itself, so the tracker
 // captures them within a share of the process's CPU time: while it is under
-// the share, every task gets its stack; above it, each capture class (a task
-// type on an HTTP route) still gets its first few stacks every second, and
-// the rest of its tasks are counted without one. Each record remembers the
-// class window it was captured in, so a listing can say how many tasks a
-// sampled record stands for.
+// the share, every task gets its stack; above it, the budget goes first to
+// each capture class's first few stacks every second (a class is a task type
+// on an HTTP route, or a timer's duration), which may borrow ahead from the
+// budget, and the rest of a busy class's tasks are counted without one. In
+// the long run capture takes no more than the share. Past its first few a
+// second, a busy class's n-th task gets a stack with probability few/n, and
+// its record stands for n/few tasks (its weight): an unbiased estimate
+// however a burst's tasks are ordered (taking the first ones that came put
+// a burst's every stack at its first sites).
 import type { LabelSet } from '../labels.js';
 
-/** Tasks of one class in one second, and how many of them got a stack. */
+/** The weight of a task whose stack every task of its class got: it stands for itself. */
+export const EXACT = 1;
+
+/**
+ * One second of one class of tasks: the unit a sampled record's weight is
+ * valid for, so the tasks without a record are counted by window too.
+ */
 export class CaptureWindow {
+  /** Tasks of the class made in this second. */
   attempts = 0;
-  admitted = 0;
-  constructor(readonly epoch: number) {}
+  /** Live tasks of the window that have no record (promises whose stack was not captured). */
+  unrecorded = 0;
+  constructor(
+    readonly type: string,
+    readonly epoch: number,
+    readonly owner: StackBudget,
+  ) {}
 }
 
-/** A window of one task that got its stack: weight 1. */
-export const EXACT_WINDOW: CaptureWindow = Object.freeze(Object.assign(new CaptureWindow(-1), { attempts: 1, admitted: 1 }));
-
-interface CaptureClass {
+/** Tasks of one kind (a type on a route, or a timer's duration on a route): what the budget samples by. */
+export interface CaptureClass {
+  readonly type: string;
   window: CaptureWindow;
+  /** The budget it belongs to: a label set outliving a session caches an old one. */
+  readonly owner: StackBudget;
 }
 
-// Stacks each class gets every second whatever the budget, so that a route
-// that makes few tasks always has all its stacks even while a busy route
-// (or a fetch-heavy background job) uses the budget up; and at most this
-// many such stacks a second in all (about 1% of a core at 20 µs a stack).
-const guaranteedPerClass = 16;
-const guaranteedPerSecond = 500;
+// Stacks each class is first in line for every second, so that a route
+// that makes few tasks always has all its stacks even while a busy route (or
+// a fetch-heavy background job) uses the budget up. They may borrow up to
+// a bank's worth ahead, repaid from later earnings.
+const guaranteedPerClass = 64;
 // Classes followed at once; beyond, the rest of a type shares one class.
 const maxClasses = 256;
-// Most capture time banked while idle: a burst of new tasks (start-up, a
-// test) after a quiet while gets all its stacks.
-const capacityMs = 200;
+// Capture time banked while idle, as seconds of the share at one busy core
+// (200 ms at the default 1%): a burst of new tasks (start-up, a test) after a
+// quiet while gets all its stacks. Guaranteed stacks may borrow as much ahead.
+const bankSeconds = 20;
 // Capture time granted every second (refill()) even to an idle process: a tenth of a per cent.
 const floorMsPerSecond = 1;
 
 export class StackBudget {
-  // May go below zero: guaranteed captures run into debt.
-  #tokensMs = capacityMs;
+  // Below zero: guaranteed captures borrowed ahead.
+  #tokensMs: number;
+  #capacityMs: number;
   #share: number;
   #lastCpuUs = 0;
   #epoch = 0;
-  #guaranteedThisSecond = 0;
+  // Windows with live tasks that have no record; left when the last one ends.
+  #unrecordedWindows = new Set<CaptureWindow>();
+  #unlabelledPromises: CaptureClass | undefined;
   #classes = new Map<string, CaptureClass>();
   #unlimited: boolean;
 
   constructor(share: number, unlimited: boolean) {
     this.#share = share;
     this.#unlimited = unlimited;
-    // No share, no bank: only each class's guaranteed few stacks a second.
-    if (share === 0) this.#tokensMs = 0;
+    this.#capacityMs = share * bankSeconds * 1000;
+    this.#tokensMs = this.#capacityMs;
     const cpu = process.cpuUsage();
     this.#lastCpuUs = cpu.user + cpu.system;
   }
 
   /** Called every second: earns the share of the CPU time used since, and starts new class windows. */
   refill(): void {
-    if (this.#unlimited) return;
+    if (this.#unlimited || this.#share === 0) return;
     const cpu = process.cpuUsage();
     const cpuUs = cpu.user + cpu.system;
-    const earned = this.#share === 0 ? 0 : (this.#share * (cpuUs - this.#lastCpuUs)) / 1000 + floorMsPerSecond;
+    const earned = (this.#share * (cpuUs - this.#lastCpuUs)) / 1000 + floorMsPerSecond;
     this.#lastCpuUs = cpuUs;
-    this.#tokensMs = Math.min(capacityMs, this.#tokensMs + earned);
+    this.#tokensMs = Math.min(this.#capacityMs, this.#tokensMs + earned);
     this.#epoch++;
-    this.#guaranteedThisSecond = 0;
-    // Classes idle for a whole window are forgotten.
+    // Classes idle for a whole window are forgotten (tasks keep theirs).
     if (this.#classes.size > maxClasses / 2) {
       for (const [key, cls] of this.#classes) if (cls.window.epoch < this.#epoch - 1) this.#classes.delete(key);
+      this.#unlabelledPromises = undefined;
     }
   }
 
@@ -77,26 +97,51 @@ export class StackBudget {
   }
 
   /**
-   * The class window a task is counted in, when it may get a stack now;
-   * undefined when not. `detail` splits a type's class further where
-   * something cheap tells sites apart (a timer's duration).
+   * A task's class: its type on its route; `detail` splits a type's class
+   * further where something cheap tells sites apart (a timer's duration).
    */
-  admit(type: string, labels: LabelSet | undefined, detail?: string): CaptureWindow | undefined {
-    if (this.#unlimited) return EXACT_WINDOW;
-    const cls = detail !== undefined ? this.#classOf(type + '\0' + detail, labels === undefined ? '' : this.#routeOf(labels)) : labels === undefined ? this.#classOf(type, '') : this.#labelledClass(type, labels);
+  classOf(type: string, labels: LabelSet | undefined, detail?: string): CaptureClass {
+    if (detail !== undefined) return this.#classOf(type, labels === undefined ? '' : this.#routeOf(labels), detail);
+    if (labels !== undefined) return this.#labelledClass(type, labels);
+    // Unlabelled promises (most of a background job's tasks): their class kept at hand.
+    if (type === 'Promise') return (this.#unlabelledPromises ??= this.#classOf(type, '', ''));
+    return this.#classOf(type, '', '');
+  }
+
+  /**
+   * Whether a task of `cls` may get its stack now: the weight its record
+   * will carry (how many tasks it stands for), or 0 when it may not.
+   */
+  admit(cls: CaptureClass): number {
+    if (this.#unlimited) return EXACT;
+    const n = ++this.windowOf(cls).attempts;
+    if (this.#tokensMs > 0) return EXACT;
+    if (this.#tokensMs <= -this.#capacityMs) return 0;
+    // Over the budget: a class's first few a second, then its n-th with probability few/n.
+    if (n <= guaranteedPerClass) return EXACT;
+    return Math.random() * n < guaranteedPerClass ? n / guaranteedPerClass : 0;
+  }
+
+  /** The class's window of this second. */
+  windowOf(cls: CaptureClass): CaptureWindow {
     let window = cls.window;
-    if (window.epoch !== this.#epoch) window = cls.window = new CaptureWindow(this.#epoch);
-    window.attempts++;
-    if (this.#tokensMs > 0) {
-      window.admitted++;
-      return window;
-    }
-    if (window.admitted < guaranteedPerClass && this.#guaranteedThisSecond < guaranteedPerSecond) {
-      this.#guaranteedThisSecond++;
-      window.admitted++;
-      return window;
-    }
-    return undefined;
+    if (window.epoch !== this.#epoch) window = cls.window = new CaptureWindow(cls.type, this.#epoch, this);
+    return window;
+  }
+
+  /** Counts a task of `window` made without a record. */
+  addUnrecorded(window: CaptureWindow): void {
+    if (window.unrecorded++ === 0) this.#unrecordedWindows.add(window);
+  }
+
+  /** A task counted by addUnrecorded ended. */
+  endUnrecorded(window: CaptureWindow): void {
+    if (--window.unrecorded === 0) this.#unrecordedWindows.delete(window);
+  }
+
+  /** Windows with live tasks that have no record. */
+  unrecordedWindows(): Iterable<CaptureWindow> {
+    return this.#unrecordedWindows;
   }
 
   /** Takes the time a capture took from the budget. */
@@ -107,8 +152,9 @@ export class StackBudget {
   #labelledClass(type: string, labels: LabelSet): CaptureClass {
     // Promises are most tasks: their class is kept on the label set.
     const promise = type === 'Promise';
-    if (promise && labels.promiseCaptureClass !== undefined) return labels.promiseCaptureClass as CaptureClass;
-    const cls = this.#classOf(type, this.#routeOf(labels));
+    const cached = labels.promiseCaptureClass as CaptureClass | undefined;
+    if (promise && cached !== undefined && cached.owner === this) return cached;
+    const cls = this.#classOf(type, this.#routeOf(labels), '');
     // Late labels (Express's route) may still come: kept only once they have.
     if (promise && !labels.pending) labels.promiseCaptureClass = cls;
     return cls;
@@ -119,17 +165,17 @@ export class StackBudget {
     return `${values.method ?? ''} ${values.route ?? ''}`;
   }
 
-  #classOf(type: string, route: string): CaptureClass {
-    let key = type + '\0' + route;
+  #classOf(type: string, route: string, detail: string): CaptureClass {
+    let key = type + '\0' + detail + '\0' + route;
     let cls = this.#classes.get(key);
     if (cls !== undefined) return cls;
     // Past the limit, new classes of a type share one.
     if (this.#classes.size >= maxClasses) {
-      key = type + '\0\0other';
+      key = type + '\0\0\0other';
       cls = this.#classes.get(key);
       if (cls !== undefined) return cls;
     }
-    cls = { window: new CaptureWindow(this.#epoch) };
+    cls = { type, window: new CaptureWindow(type, this.#epoch, this), owner: this };
     this.#classes.set(key, cls);
     return cls;
   }

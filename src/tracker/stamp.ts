@@ -16,22 +16,31 @@ export interface Stamp<T> {
   get(target: object): T | undefined;
   /** Sets the slot; false when the object refuses it (a revoked Proxy, say): never throws. */
   set(target: object, value: T): boolean;
+  /** Sets the slot of an object that has none yet (one just made): the cheaper path. */
+  setNew(target: object, value: T): boolean;
 }
 
 /** A new kind of slot, with a private field of its own. */
 export function createStamp<T>(): Stamp<T> {
+  // The value the field starts with: set just before the constructor runs,
+  // so that the field is defined once with it (no second write).
+  let pending: T | undefined;
   class Slot extends ReturnsTarget {
-    #value: T;
-    constructor(target: object, value: T) {
-      super(target);
-      this.#value = value;
-    }
+    #value = pending;
     static read(target: object): T | undefined {
       return #value in target ? (target as Slot).#value : undefined;
     }
+    static define(target: object, value: T): void {
+      pending = value;
+      try {
+        new Slot(target);
+      } finally {
+        pending = undefined;
+      }
+    }
     static write(target: object, value: T): void {
       if (#value in target) (target as Slot).#value = value;
-      else new Slot(target, value);
+      else Slot.define(target, value);
     }
   }
   return {
@@ -39,6 +48,14 @@ export function createStamp<T>(): Stamp<T> {
     set(target, value) {
       try {
         Slot.write(target, value);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    setNew(target, value) {
+      try {
+        Slot.define(target, value);
         return true;
       } catch {
         return false;

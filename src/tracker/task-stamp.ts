@@ -7,6 +7,7 @@
 import { LabelSet } from '../labels.js';
 import { createStamp } from './stamp.js';
 import { TrackedTask } from './session.js';
+import type { CaptureWindow } from './stack-budget.js';
 
 /** A root promise's state: live until it settles or is collected. */
 export class PromiseTask {
@@ -20,6 +21,8 @@ export class PromiseTask {
     readonly record: TrackedTask | undefined,
     /** The flush period it was made in (see promises.ts). */
     readonly period: number,
+    /** The stack budget window it is counted in as a task without a record, if it is one. */
+    readonly unrecordedIn: CaptureWindow | undefined,
   ) {}
 }
 
@@ -34,6 +37,7 @@ export class Tombstone {
     readonly counts: { abandoned: number },
     readonly labels: LabelSet | undefined,
     readonly record: TrackedTask | undefined,
+    readonly unrecordedIn: CaptureWindow | undefined,
   ) {}
 }
 

@@ -10,9 +10,9 @@
 // tracking started, from the first timer appended to it.
 import asyncHooks from 'node:async_hooks';
 import { labelContext, ownWork } from '../labels.js';
-import { captureStackKey, OWN_TASK, timerCaptureDepth } from '../stack.js';
+import { timerCaptureDepth } from '../stack.js';
 import type { Session, TrackedTask } from './session.js';
-import { EXACT_WINDOW } from './stack-budget.js';
+import { EXACT } from './stack-budget.js';
 import { recordOf, resourceStamp } from './task-stamp.js';
 import { runningRecord } from './running.js';
 
@@ -69,7 +69,7 @@ export function trackTimers(session: Session): TimerTracking | string {
     return 'Timeout.prototype already carries an accessor from another tool';
   }
   const counts = session.countsOf(TIMEOUT_TYPE);
-  const { budget, captureStacks, labelsOn } = session;
+  const { labelsOn } = session;
   // Lists that hold (or held) timers of this session, by duration; a list
   // replaced by a newer one of the same duration is dead and dropped.
   const lists = new Map<number, TimerNode>();
@@ -116,27 +116,24 @@ export function trackTimers(session: Session): TimerTracking | string {
       resourceStamp.set(timer, ownWork);
       return;
     }
+    // A timer's duration tells its sites apart: a leaking interval keeps a
+    // budget class of its own beside the app's many short timeouts.
     let stack;
-    let window = EXACT_WINDOW;
-    if (captureStacks) {
-      // A timer's duration tells its sites apart: a leaking interval keeps a
-      // class of its own beside the app's many short timeouts.
-      const admitted = budget.admit(TIMEOUT_TYPE, labels, String(msecs));
-      if (admitted !== undefined) {
-        const startedAt = performance.now();
-        const key = captureStackKey(timerSetter, timerCaptureDepth);
-        budget.charge(performance.now() - startedAt);
-        if (key === OWN_TASK) {
-          resourceStamp.set(timer, ownWork);
+    let weight = EXACT;
+    if (session.captureStacks) {
+      const admitted = session.budget.admit(session.budget.classOf(TIMEOUT_TYPE, labels, String(msecs)));
+      if (admitted > 0) {
+        stack = session.captureStack(timerSetter, timerCaptureDepth);
+        if (stack === null) {
+          resourceStamp.setNew(timer, ownWork);
           return;
         }
-        stack = session.stacks.intern(key);
-        window = admitted;
+        weight = admitted;
       }
     }
     const parent = labelsOn ? runningRecord(session) : undefined;
-    const record = session.newRecord(TIMEOUT_TYPE, stack, labelsOn ? labels ?? parent?.labels : undefined, window, timer, parent, false);
-    if (!resourceStamp.set(timer, record)) return;
+    const record = session.newRecord(TIMEOUT_TYPE, stack, labelsOn ? labels ?? parent?.labels : undefined, weight, timer, parent, false);
+    if (!resourceStamp.setNew(timer, record)) return;
     counts.created++;
     // Lists made by earlier inserts have their duration by now.
     if (newLists.length > 0) learnNewLists();

@@ -2,7 +2,7 @@
 // timers, sockets, servers, requests...) and records of the tasks whose
 // creation stack it captured, with their labels and creators. One session
 // per configure(); the mechanisms per mode are in docs/design.md.
-import { ownWork, runWithLabels } from '../labels.js';
+import { ownWork, runWithLabels, type LabelSet } from '../labels.js';
 import { RouteTally, type RouteCount } from '../routes.js';
 import type { StackEntry } from '../stack.js';
 import { resourceHookSeesPromises } from './probes.js';
@@ -26,10 +26,14 @@ interface Totals {
   abandoned: number;
 }
 
-/** One consistent read of the counts, with the oldest record of each type. */
+/** One consistent read of the counts, with the oldest record of each type: what a scrape reads. */
 export interface TaskSnapshot {
   counts: TypeCount[];
   oldest: Map<string, number>;
+  /** Live tasks by route (when asked for). */
+  routes: RouteCount[];
+  /** Records held: see recordCount. */
+  records: number;
 }
 
 export class Tracker {
@@ -209,11 +213,16 @@ export class Tracker {
     return this.snapshot().counts;
   }
 
-  /** The counts and each type's oldest record, in one read. */
-  snapshot(): TaskSnapshot {
+  /**
+   * The counts and each type's oldest record, and with `routes` the live
+   * tasks by route: in one read, with one walk of the timers.
+   */
+  snapshot(routes = false): TaskSnapshot {
     const session = this.#session;
     const oldest = new Map<string, number>();
     const byType = new Map<string, TypeCount>();
+    const timersByLabels = new Map<LabelSet, number>();
+    let timerRecords = 0;
     if (session !== undefined) {
       for (const [type, records] of session.records) {
         for (const record of records.values()) {
@@ -222,8 +231,10 @@ export class Tracker {
         }
       }
       const counts = this.#readCounts(session, (record) => {
+        timerRecords++;
         const seen = oldest.get(record.type);
         if (seen === undefined || record.createdAt < seen) oldest.set(record.type, record.createdAt);
+        if (routes && record.labels !== undefined) timersByLabels.set(record.labels, (timersByLabels.get(record.labels) ?? 0) + 1);
       });
       for (const [type, read] of counts) byType.set(type, { type, live: read.live, created: read.created, completed: read.completed, abandoned: read.abandoned, withoutStack: read.withoutStack });
     }
@@ -235,7 +246,7 @@ export class Tracker {
       byType.set(type, count);
     }
     const counts = [...byType.values()].filter((c) => c.live > 0 || c.created > 0).sort((a, b) => b.live - a.live || a.type.localeCompare(b.type));
-    return { counts, oldest };
+    return { counts, oldest, routes: routes ? this.routes.counts(timersByLabels) : [], records: (session?.recordCount ?? 0) + timerRecords };
   }
 
   /** Live tasks in all, exact. */
@@ -263,23 +274,21 @@ export class Tracker {
 
   /** Records held now: promises with a stack and handles (at most maxTasks), and live timers (held by the timers themselves). */
   get recordCount(): number {
+    return this.snapshot().records;
+  }
+
+  /** Live promises without a record, by the stack budget window (class and second) records were sampled in (see tasks/groups.ts). */
+  unrecordedBySample(): Array<{ sampledIn: object; type: string; count: number }> {
+    const out: Array<{ sampledIn: object; type: string; count: number }> = [];
     const session = this.#session;
-    if (session === undefined) return 0;
-    return session.recordCount + (this.#timers?.walk() ?? 0);
+    if (session === undefined) return out;
+    for (const window of session.budget.unrecordedWindows()) out.push({ sampledIn: window, type: window.type, count: window.unrecorded });
+    return out;
   }
 
   /** Id of the newest record; every task recorded later has a larger one. */
   get lastTaskId(): number {
     return this.#nextId - 1;
-  }
-
-  /** Live tasks by route: promises and handles as they come and go, timers walked now. */
-  routeCounts(): RouteCount[] {
-    const timersByLabels = new Map<object, number>();
-    this.#timers?.walk((record) => {
-      if (record.labels !== undefined) timersByLabels.set(record.labels, (timersByLabels.get(record.labels) ?? 0) + 1);
-    });
-    return this.routes.counts(timersByLabels as Map<never, number>);
   }
 
   /** Abandoned promises (collected without ever settling) are counted in every mode that counts. */

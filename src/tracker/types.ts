@@ -45,6 +45,8 @@ export interface TaskRecord {
    * more when its stack was captured while the stack budget sampled its class.
    */
   readonly weight: number;
+  /** The stack budget class its stack was sampled in (an opaque identity, for estimates), when it was. */
+  readonly sampledIn: object | undefined;
   readonly live: boolean;
   /** The task's own object (timer, socket, server...) while it is live; undefined for promises. */
   readonly resource: object | undefined;
