@@ -338,6 +338,24 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+// A fixed-seed generator, so that the interval is the same for the same data.
+function seededRandom(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+/** The 2.5th and 97.5th percentiles of the median over 2,000 resamples of `values`. */
+function bootstrapMedian(values) {
+  const random = seededRandom(42);
+  const medians = [];
+  for (let i = 0; i < 2000; i++) medians.push(median(values.map(() => values[Math.floor(random() * values.length)])));
+  medians.sort((a, b) => a - b);
+  return [medians[50], medians[1949]];
+}
+
 function summarize(framework, settings, rounds, stats, durationMs) {
   const base = median(rounds.map((r) => r.none.usPerRequest));
   const variants = {};
@@ -351,6 +369,8 @@ function summarize(framework, settings, rounds, stats, durationMs) {
       maxUsPerRequest: Math.max(...samples),
       overheadPct: (m / base - 1) * 100,
       medianRoundRatioOverheadPct: (median(ratios) - 1) * 100,
+      // 95% interval of that median, by resampling the rounds: the difference the run resolves.
+      ratioInterval95Pct: bootstrapMedian(ratios).map((x) => (x - 1) * 100),
       medianRequestsPerSecond: median(rounds.map((r) => r[v].requestsPerSecond)),
       finalRssMB: rounds.at(-1)[v].rssBytes / 2 ** 20,
       afterLoad: stats[v]?.stats,
@@ -374,15 +394,15 @@ function summarize(framework, settings, rounds, stats, durationMs) {
 function printTable(result) {
   const pct = (x) => (x >= 0 ? '+' : '') + x.toFixed(1) + '%';
   console.log();
-  console.log(`## ${result.framework} (${(result.durationMs / 1000).toFixed(0)} s)`);
+  console.log(`## ${result.framework}, ${result.settings.app} (${(result.durationMs / 1000).toFixed(0)} s)`);
   console.log();
-  console.log('| variant | CPU µs/req (median) | min – max | overhead (ratio of medians) | overhead (median of round ratios) | req/s (median) | RSS MB (end) |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  console.log('| variant | CPU µs/req (median) | min – max | overhead (ratio of medians) | overhead (median of round ratios) | 95% interval of that median | req/s (median) | RSS MB (end) |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const v of VARIANTS) {
     const r = result.variants[v];
     const none = v === 'none';
     console.log(`| ${v} | ${r.medianUsPerRequest.toFixed(1)} | ${r.minUsPerRequest.toFixed(1)} – ${r.maxUsPerRequest.toFixed(1)} | ` +
-      `${none ? '—' : pct(r.overheadPct)} | ${none ? '—' : pct(r.medianRoundRatioOverheadPct)} | ` +
+      `${none ? '—' : pct(r.overheadPct)} | ${none ? '—' : pct(r.medianRoundRatioOverheadPct)} | ${none ? '—' : r.ratioInterval95Pct.map(pct).join(' to ')} | ` +
       `${Math.round(r.medianRequestsPerSecond)} | ${r.finalRssMB.toFixed(0)} |`);
   }
 }

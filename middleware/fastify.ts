@@ -19,9 +19,13 @@ const plugin: FastifyPluginCallback<TaskprofOptions> = (fastify: FastifyInstance
     taskprof.runRouted(request.method, routeOf(request), () => next());
   });
 
+  // Registered inside a prefixed plugin, the routes are under its prefix:
+  // taskprof's own paths are relative to it.
+  const mountPrefix = fastify.prefix ?? '';
   const serve = (request: FastifyRequest, reply: FastifyReply): void => {
     reply.hijack();
-    taskprof.serve(request.raw, reply.raw, request);
+    const url = request.raw.url ?? '/';
+    taskprof.serve(request.raw, reply.raw, request, mountPrefix !== '' && url.startsWith(mountPrefix) ? url.slice(mountPrefix.length) : url);
   };
   // A CPU profile in flight must not hold the app's close for its full length:
   // preClose runs before Fastify waits for requests in flight.

@@ -5,13 +5,28 @@ import type { DebugRequestInfo, ResolvedOptions } from './options.js';
 
 export type AccessDecision = { allowed: true } | { allowed: false; status: 401 | 403; message: string; headers?: Record<string, string> };
 
+// Headers a proxy or CDN adds: a request that carries one came through it,
+// whatever its socket's address. (A same-host proxy that adds none cannot be
+// told apart from a local client: README, Security.)
+const proxyHeaders = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+  'via',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'fastly-client-ip',
+] as const;
+
 export const MSG_NOT_LOCAL =
-  'Forbidden: taskprof answers loopback requests only, and a request carrying Forwarded, X-Forwarded-For or X-Real-IP is not local. ' +
+  'Forbidden: taskprof answers loopback requests only, and a request carrying a proxy header (Forwarded, X-Forwarded-*, X-Real-IP, Via, True-Client-IP, CF-Connecting-IP, X-Client-IP, X-Cluster-Client-IP, Fastly-Client-IP) is not local. ' +
   'To allow other clients, set the "token" option and send "Authorization: Bearer <token>", or set an "authorize" callback.\n';
 export const MSG_BAD_TOKEN = 'Unauthorized: send "Authorization: Bearer <token>" with the token set in the "token" option.\n';
 export const MSG_NOT_AUTHORIZED = 'Forbidden: the "authorize" callback refused this request.\n';
-
-const proxyHeaders = ['forwarded', 'x-forwarded-for', 'x-real-ip'] as const;
 
 export function isLoopback(address: string | undefined): boolean {
   if (address === undefined) return false;

@@ -2,8 +2,8 @@
 // resolves to { status, headers, body }, never writes to a socket and never
 // rejects.
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { checkAccess } from './access.js';
+import { cooldownMaxMs, enterDeltaWait, enterWorkGate, leaveDeltaWait, runInWorkGate } from './profiles/work-gate.js';
 import type { DebugRequestInfo, ResolvedOptions } from './options.js';
 import { ProfileError, parseSeconds, type ProfileDefinition, type ResponseBody } from './profiles/profile.js';
 import { createRegistry, type ProfileRegistry } from './profiles/registry.js';
@@ -30,45 +30,8 @@ export const MSG_SECONDS_UNSUPPORTED = '"seconds" parameter is not supported for
 export const MSG_SECONDS_DEBUG = 'seconds and debug params are incompatible: debug=2 lists single tasks, not a difference; use debug=0 or debug=1\n';
 export const MSG_DELTA_BUSY = 'Too many requests: too many delta profiles are waiting; try again later\n';
 
-// Delta profiles waiting at once; each holds one listing until its second read.
-const maxDeltaWaits = 8;
-
 export const MSG_DEBUG_BUSY =
   'Too many requests: too many listings and profiles are queued (taskprof computes one at a time and keeps its own work to about half of the time); try again in a second\n';
-
-// Listings and profiles that compute on the event loop (tasks, leaks, heap)
-// run one at a time in the process, and after one that held the loop for
-// more than heavyWorkFreeMs the next waits as long again (at most
-// heavyWorkCooldownMaxMs): the app keeps at least about half of the process
-// whatever the scrapers do. Up to maxHeavyWaiting wait their turn; more get 429.
-const heavyWork = { running: false, openAt: 0, waiting: 0 };
-const heavyWorkFreeMs = 20;
-const heavyWorkCooldownMaxMs = 1000;
-const maxHeavyWaiting = 8;
-
-async function startHeavyWork(signal: AbortSignal): Promise<(() => void) | undefined> {
-  if (heavyWork.running || performance.now() < heavyWork.openAt) {
-    if (heavyWork.waiting >= maxHeavyWaiting) return undefined;
-    heavyWork.waiting++;
-    try {
-      while (heavyWork.running || performance.now() < heavyWork.openAt) {
-        await sleep(Math.max(5, heavyWork.openAt - performance.now()), undefined, { signal });
-      }
-    } catch {
-      return undefined; // the client left while waiting
-    } finally {
-      heavyWork.waiting--;
-    }
-  }
-  heavyWork.running = true;
-  const startedAt = performance.now();
-  return () => {
-    const now = performance.now();
-    const took = now - startedAt;
-    heavyWork.running = false;
-    heavyWork.openAt = took > heavyWorkFreeMs ? now + Math.min(took, heavyWorkCooldownMaxMs) : 0;
-  };
-}
 
 const commonHeaders = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
 
@@ -85,8 +48,8 @@ export function invalidParameter(name: string, allowed: string): DebugResponse {
   return serveError(400, `invalid value for "${name}" - must be ${allowed}\n`);
 }
 
-function ok(contentType: string, body: ResponseBody, filename?: string): DebugResponse {
-  const headers: Record<string, string> = { ...commonHeaders, 'Content-Type': contentType };
+function ok(contentType: string, body: ResponseBody, filename?: string, extraHeaders?: Record<string, string>): DebugResponse {
+  const headers: Record<string, string> = { ...commonHeaders, 'Content-Type': contentType, ...extraHeaders };
   if (filename !== undefined) headers['Content-Disposition'] = `attachment; filename="${filename}"`;
   return { status: 200, headers, body };
 }
@@ -110,6 +73,34 @@ function pathOf(url: string): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
+/**
+ * Why a path is not canonical, if it is not. taskprof's paths never need
+ * encoding or dot segments, so any spelling that a decoder or a normaliser
+ * could turn into another path is refused rather than interpreted.
+ */
+export function nonCanonicalPath(path: string): string | undefined {
+  if (path.includes('%')) return 'percent-encoded characters are not accepted in the path';
+  if (path.includes('\\')) return 'backslashes are not accepted in the path';
+  const segments = path.split('/').slice(1);
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (segment === '.' || segment === '..') return 'dot segments ("." and "..") are not accepted in the path';
+    // An empty segment: "//", or a trailing slash other than the index's.
+    if (segment === '' && i < segments.length - 1) return 'empty segments ("//") are not accepted in the path';
+  }
+  return undefined;
+}
+
+/** The first query parameter given more than once, in one pass over the query. */
+function repeatedParameter(params: URLSearchParams): string | undefined {
+  const seen = new Set<string>();
+  for (const key of params.keys()) {
+    if (seen.has(key)) return key;
+    seen.add(key);
+  }
+  return undefined;
+}
+
 export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEngine = loadEngine('inspector')): DebugHandler {
   const registry = createRegistry(options, engine);
   const pprofRoot = options.prefix + '/pprof';
@@ -118,35 +109,45 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
   const metricsRegistries = ownRegistriesFor(options.metricsPrefix);
   if (options.register !== undefined) ensureTaskMetrics(options.register, options.metricsPrefix);
   let loggedInternalError = false;
-  let deltaWaits = 0;
+
+  /** What a canonical path serves: an endpoint name, or undefined (404). */
+  function endpointOf(path: string): { endpoint: string | undefined; profile?: ProfileDefinition } {
+    if (path === varsPath) return { endpoint: 'vars' };
+    if (path === metricsPath) return { endpoint: 'metrics' };
+    if (path === pprofRoot || path === pprofRoot + '/') return { endpoint: 'index' };
+    const name = path.startsWith(pprofRoot + '/') ? path.slice(pprofRoot.length + 1) : undefined;
+    if (name === 'cmdline') return { endpoint: 'cmdline' };
+    const profile = name === undefined ? undefined : registry.lookup(name);
+    return profile === undefined ? { endpoint: undefined } : { endpoint: profile.name, profile };
+  }
 
   async function serve(request: DebugRequest): Promise<DebugResponse> {
-    const access = await checkAccess(request, options);
+    // The endpoint is decided from the path as sent, and only a canonical
+    // path is served: what authorize is asked about is what is served.
+    const path = pathOf(request.url);
+    const problem = nonCanonicalPath(path);
+    if (problem !== undefined) return serveError(400, `Bad path: ${problem}; send the canonical path (such as ${pprofRoot}/tasks)\n`);
+    const { endpoint, profile } = endpointOf(path);
+    const access = await checkAccess({ ...request, endpoint, path }, options);
     if (!access.allowed) return serveError(access.status, access.message, access.headers);
     if (request.method !== 'GET' && request.method !== 'HEAD') return serveError(405, MSG_METHOD, { Allow: 'GET, HEAD' });
 
-    const url = new URL(request.url, 'http://taskprof.invalid');
-    const path = url.pathname;
-    if (path === varsPath) return ok('application/json; charset=utf-8', JSON.stringify(runtimeVars(), null, 2) + '\n');
-    if (path === metricsPath) {
-      const registry = wantsOpenMetrics(request.headers.accept) ? metricsRegistries.openMetrics : metricsRegistries.text;
-      return ok(registry.contentType, await registry.metrics());
-    }
     if (path === pprofRoot) return { status: 301, headers: { ...commonHeaders, Location: 'pprof/' }, body: undefined };
-    let name: string;
-    try {
-      name = decodeURIComponent(path.slice(pprofRoot.length + 1));
-    } catch {
-      return serveError(404, MSG_UNKNOWN_PROFILE);
+    const params = new URL(request.url, 'http://taskprof.invalid').searchParams;
+    const repeated = repeatedParameter(params);
+    if (repeated !== undefined) return serveError(400, `parameter "${repeated}" may be given only once\n`);
+    switch (endpoint) {
+      case 'vars':
+        return ok('application/json; charset=utf-8', JSON.stringify(runtimeVars(), null, 2) + '\n');
+      case 'metrics': {
+        const registry = wantsOpenMetrics(request.headers.accept) ? metricsRegistries.openMetrics : metricsRegistries.text;
+        return ok(registry.contentType, await registry.metrics());
+      }
+      case 'index':
+        return ok('text/html; charset=utf-8', indexPage(registry, options.prefix));
+      case 'cmdline':
+        return ok('text/plain; charset=utf-8', process.argv.join('\x00'));
     }
-    const params = url.searchParams;
-    for (const key of new Set(params.keys())) {
-      if (params.getAll(key).length > 1) return serveError(400, `parameter "${key}" may be given only once\n`);
-    }
-    if (name === '') return ok('text/html; charset=utf-8', indexPage(registry, options.prefix));
-    if (name === 'cmdline') return ok('text/plain; charset=utf-8', process.argv.join('\x00'));
-
-    const profile = registry.lookup(name);
     if (profile === undefined) return serveError(404, MSG_UNKNOWN_PROFILE);
     return serveProfile(profile, request, params);
   }
@@ -178,21 +179,26 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
         } catch (error) {
           return serveError(400, (error as Error).message + '\n');
         }
-        if (deltaWaits >= maxDeltaWaits) return serveError(429, MSG_DELTA_BUSY, { 'Retry-After': String(Math.min(deltaSeconds, 60)) });
+        if (!enterDeltaWait()) return serveError(429, MSG_DELTA_BUSY, { 'Retry-After': String(Math.min(deltaSeconds, 60)) });
       }
     }
-    // CPU profiles and snapshots have their own one-at-a-time rule; delta
-    // waits are bounded by maxDeltaWaits.
+    // CPU profiles and snapshots have their own one-at-a-time rule; a delta
+    // takes each of its two reads through the gate (gated below).
     let endHeavyWork: (() => void) | undefined;
     if (profile.seconds !== 'duration' && deltaSeconds === undefined && profile.name !== 'heapsnapshot') {
-      endHeavyWork = await startHeavyWork(request.signal);
+      endHeavyWork = await enterWorkGate(request.signal);
       if (endHeavyWork === undefined) return serveError(429, MSG_DEBUG_BUSY, { 'Retry-After': '1' });
     }
-    if (deltaSeconds !== undefined) deltaWaits++;
+    const gated = async <T>(work: () => T | Promise<T>): Promise<T> => {
+      if (deltaSeconds === undefined) return work();
+      const done = await runInWorkGate(request.signal, work);
+      if (done === undefined) throw new ProfileError(429, MSG_DEBUG_BUSY.trimEnd(), { 'Retry-After': '1' });
+      return done.value;
+    };
     try {
-      const output = await profile.write({ debug, format, json: format === 'json', params, signal: request.signal, deltaSeconds });
+      const output = await profile.write({ debug, format, json: format === 'json', params, signal: request.signal, deltaSeconds, head: request.method === 'HEAD', gated });
       // A streamed listing computes as it is sent: the gate is held until the
-      // stream closes, but no longer than heavyWorkCooldownMaxMs, so that a
+      // stream closes, but no longer than cooldownMaxMs, so that a
       // client that stops reading cannot hold it.
       if (endHeavyWork !== undefined && output.body instanceof Readable) {
         const end = endHeavyWork;
@@ -203,17 +209,17 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
           clearTimeout(timer);
           end();
         };
-        const timer = setTimeout(endOnce, heavyWorkCooldownMaxMs);
+        const timer = setTimeout(endOnce, cooldownMaxMs);
         timer.unref();
         output.body.once('close', endOnce);
         endHeavyWork = undefined;
       }
-      return ok(output.contentType, output.body, output.filename);
+      return ok(output.contentType, output.body, output.filename, output.headers);
     } catch (error) {
       if (error instanceof ProfileError) return serveError(error.status, error.message + '\n', error.headers);
       throw error;
     } finally {
-      if (deltaSeconds !== undefined) deltaWaits--;
+      if (deltaSeconds !== undefined) leaveDeltaWait();
       endHeavyWork?.();
     }
   }

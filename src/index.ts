@@ -86,6 +86,8 @@ async function writeTasks(name: 'tasks', writable: Writable, options: WriteProfi
     params: new URLSearchParams(),
     signal: new AbortController().signal,
     deltaSeconds: undefined,
+    head: false,
+    gated: async (work) => work(),
   });
   const chunks = output.body instanceof Readable ? output.body : [output.body ?? ''];
   for await (const chunk of chunks) {

@@ -23,6 +23,8 @@ export class LabelSet {
   routeSlot: RouteSlot | undefined;
   /** The stack budget's capture class of this set's promises, once the route is known. */
   promiseCaptureClass: object | undefined;
+  /** The stack budget's capture class of this set's latest timer duration. */
+  timerCaptureClass: object | undefined;
 
   constructor(values: Labels, late?: () => Labels | undefined) {
     this.#values = values;

@@ -3,7 +3,7 @@
 // stop on client abort, a 500 only while headers are unsent), and the label
 // scope each app request runs in.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable, pipeline } from 'node:stream';
+import { Readable } from 'node:stream';
 import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './options.js';
 import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
 import { LabelSet, ownWork, runWithLabels, type Labels } from './labels.js';
@@ -11,6 +11,7 @@ import { tracker } from './tracker/tracker.js';
 import { defaultTrackerSettings, type TrackerSettings } from './tracker/types.js';
 import { loadEngine } from './engine.js';
 import { heapSampler } from './profiles/heap.js';
+import { UnmountedError } from './profiles/profile.js';
 import { startRuntimeStats, stopRuntimeStats } from './vars.js';
 import { defaultLeakDetection, growthDetector } from './growth.js';
 import { installDumpOnSignal, uninstallDumpOnSignal } from './dump.js';
@@ -28,28 +29,78 @@ export function writeResponse(res: ServerResponse, response: DebugResponse, head
     if (response.body instanceof Readable) response.body.destroy();
     return;
   }
-  res.statusCode = response.status;
-  for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
   const body = response.body;
+  const sendHead = (): void => {
+    res.statusCode = response.status;
+    for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  };
   if (body instanceof Readable) {
     if (head) {
       body.destroy();
+      sendHead();
       res.end();
       return;
     }
-    pipeline(body, res, (error) => {
-      if (error && !res.headersSent) {
-        res.statusCode = 500;
-        res.end(MSG_INTERNAL);
-      } else if (error) {
-        res.destroy();
-      }
-    });
+    void streamBody(res, body, sendHead);
     return;
   }
+  sendHead();
   if (body !== undefined) res.setHeader('Content-Length', typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
   if (head || body === undefined) res.end();
   else res.end(body);
+}
+
+/**
+ * Streams a body with back-pressure. The status and headers go out with
+ * the first chunk, so that a body failing before it gets a plain 500 (no
+ * success headers, no Content-Disposition); one failing later cuts the
+ * connection, the only way left to say the body is incomplete.
+ */
+async function streamBody(res: ServerResponse, body: Readable, sendHead: () => void): Promise<void> {
+  const stop = (): void => {
+    body.destroy();
+  };
+  res.once('close', stop);
+  // As body.pipe(res) would: what watches the response for 'pipe' sees the body.
+  res.emit('pipe', body);
+  try {
+    for await (const chunk of body) {
+      if (res.destroyed) return;
+      if (!res.headersSent) sendHead();
+      if (!res.write(chunk)) await drained(res, body);
+    }
+    if (res.destroyed) return;
+    if (!res.headersSent) sendHead();
+    res.end();
+  } catch {
+    if (res.destroyed) return;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.statusCode = 500;
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Go-Pprof', '1');
+    res.end(MSG_INTERNAL);
+  } finally {
+    res.off('close', stop);
+  }
+}
+
+/** Resolves once `res` can take more, or either end closed (a body cut off by its own watchdog, say). */
+function drained(res: ServerResponse, body: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      body.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+    body.on('close', done);
+  });
 }
 
 let trackingConfigured = false;
@@ -158,7 +209,7 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   openMounts++;
   let closing: Promise<void> | undefined;
   const abortInFlight = (): void => {
-    for (const controller of inFlight) controller.abort();
+    for (const controller of inFlight) controller.abort(new UnmountedError());
   };
   return {
     options: resolved,

@@ -11,15 +11,42 @@ import { validateDumpSignal } from './dump.js';
 
 export type { LeakDetectionOptions } from './growth.js';
 
-/** What `authorize` is given: the request as taskprof sees it, plus the framework's own request object. */
+/** What `authorize` is given: the request as taskprof sees it, what it would serve, and the framework's own request object. */
 export interface DebugRequestInfo {
   readonly method: string;
-  /** Path and query, relative to where the middleware is mounted. */
+  /** Path and query as sent, relative to where the middleware is mounted. */
   readonly url: string;
+  /**
+   * What taskprof would serve: `index`, `cmdline`, `vars`, `metrics`, or a
+   * profile's name (`tasks` for `goroutine` too, `heap`, `allocs`, `profile`,
+   * `heapsnapshot`, `leaks`...); undefined for a path it does not serve
+   * (answered 404 once allowed). Paths are canonical before this is decided:
+   * dot segments, percent-encoding, backslashes and empty segments are
+   * refused with 400, so no spelling of a path reaches another endpoint.
+   */
+  readonly endpoint?: string | undefined;
+  /** The path that decided `endpoint` (no query), relative to the mount. */
+  readonly path?: string;
   readonly headers: IncomingHttpHeaders;
   readonly remoteAddress: string | undefined;
   /** Express `req`, Fastify `request`, or node's `IncomingMessage`. */
   readonly native: unknown;
+}
+
+// Every option TaskprofOptions names: anything else is a typo to report.
+const knownOptions: ReadonlySet<string> = new Set([
+  'prefix', 'tracking', 'stackBudget', 'maxTasks', 'token', 'authorize', 'maxDumpBytes', 'maxProfileSeconds', 'engine',
+  'heapSnapshot', 'heapSamplingInterval', 'heapSampling', 'availableMemory', 'register', 'metricsPrefix', 'maxRoutes',
+  'leakDetection', 'dumpOnSignal', 'dumpPath',
+]);
+
+/** Why a token can never match what a client sends, if it cannot. */
+function tokenProblem(token: string): string | undefined {
+  if (token.length === 0) return 'is empty';
+  // A header value is trimmed and carries visible ASCII only (RFC 9110 token68 and friends).
+  if (token.trim() !== token) return 'starts or ends with white space, which a header value cannot carry';
+  if (!/^[\x21-\x7e]+$/.test(token)) return 'may hold visible ASCII characters only (no spaces, control characters or non-ASCII), as an HTTP header can carry';
+  return undefined;
 }
 
 export interface TaskprofOptions {
@@ -193,13 +220,20 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
   if ((options as { samplingInterval?: unknown }).samplingInterval !== undefined) {
     throw new TypeError('taskprof: option "samplingInterval" is gone: counts are exact, and stacks are captured within "stackBudget" (a share of CPU time, default 0.01)');
   }
+  for (const key of Object.keys(options)) {
+    if (!knownOptions.has(key) && key !== 'samplingInterval') {
+      throw new TypeError(`taskprof: unknown option ${JSON.stringify(key)}; the options are ${[...knownOptions].join(', ')}`);
+    }
+  }
   const tracking = options.tracking;
   if (tracking !== undefined && !trackingModes.includes(tracking)) {
     throw new TypeError(`taskprof: option "tracking" must be one of ${trackingModes.join(', ')}, got ${JSON.stringify(tracking)}`);
   }
   const token = options.token;
-  if (token !== undefined && (typeof token !== 'string' || token.length === 0)) {
-    throw new TypeError('taskprof: option "token" must be a non-empty string');
+  if (token !== undefined) {
+    if (typeof token !== 'string') throw new TypeError('taskprof: option "token" must be a non-empty string');
+    const problem = tokenProblem(token);
+    if (problem !== undefined) throw new TypeError(`taskprof: option "token" ${problem}: no request could ever match it`);
   }
   const authorize = options.authorize;
   if (authorize !== undefined && typeof authorize !== 'function') {

@@ -38,6 +38,13 @@ export interface LeakCheckOptions {
    * records only from when tracking became `full`).
    */
   ignoreCurrent?: boolean;
+  /**
+   * After a failed check, the leaked handles it reported (timers, sockets,
+   * servers, child processes...) are unref'd, so that they no longer keep
+   * the process alive and the test runner can exit after its report; they
+   * go on running. Set true to leave them as they are. Default false.
+   */
+  keepLeaked?: boolean;
 }
 
 export interface LeakCheck {
@@ -79,13 +86,27 @@ function validate(options: LeakCheckOptions): Required<LeakCheckOptions> {
   }
   const ignoreCurrent = options.ignoreCurrent ?? true;
   if (typeof ignoreCurrent !== 'boolean') throw new TypeError('taskprof/testing: option "ignoreCurrent" must be true or false');
+  const keepLeaked = options.keepLeaked ?? false;
+  if (typeof keepLeaked !== 'boolean') throw new TypeError('taskprof/testing: option "keepLeaked" must be true or false');
   return {
     timeoutMs,
     ignore: patterns('ignore', options.ignore),
     ignoreTypes,
     ignoreCreatedBy: patterns('ignoreCreatedBy', options.ignoreCreatedBy),
     ignoreCurrent,
+    keepLeaked,
   };
+}
+
+/** Lets the leaked handles no longer hold the process open (they keep running). */
+function unrefLeaked(leaks: readonly TaskRecord[]): void {
+  for (const record of leaks) {
+    try {
+      (record.resource as { unref?: () => unknown } | undefined)?.unref?.();
+    } catch {
+      // A handle that refuses stays as it is.
+    }
+  }
 }
 
 // Process-wide handles Node creates once, on first use, and keeps: the DNS
@@ -221,10 +242,13 @@ export function startLeakCheck(options: LeakCheckOptions = {}): LeakCheck {
         leaks = leaked();
       }
       if (leaks.length > 0) {
-        throw new LeakError(
+        const error = new LeakError(
           describeLeaks(leaks, settings.timeoutMs),
           leaks.map((r) => ({ id: r.id, type: r.type, stack: r.stack === undefined ? [] : framesOf(r.stack) })),
         );
+        // Reported as they were; then they no longer hold the runner open.
+        if (!settings.keepLeaked) unrefLeaked(leaks);
+        throw error;
       }
     } finally {
       restoreTracking();

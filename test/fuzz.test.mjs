@@ -57,7 +57,7 @@ test('every path and query: no 5xx, and every 4xx says what is wrong', async () 
         if (response.status >= 400) {
           assert.match(
             body,
-            /^(invalid value for "[^"]+" - must be |parameter "[^"]*" may be given only once|"seconds" parameter is not supported|seconds and debug params are incompatible|Unknown profile|Method not allowed|Forbidden|heapsnapshot is off|allocs is not available|heap is not available|leaks is not available|Too many requests)/,
+            /^(Bad path: |invalid value for "[^"]+" - must be |parameter "[^"]*" may be given only once|"seconds" parameter is not supported|seconds and debug params are incompatible|Unknown profile|Method not allowed|Forbidden|heapsnapshot is off|allocs is not available|heap is not available|leaks is not available|Too many requests)/,
             `${method} ${target} -> ${response.status} ${body}`,
           );
           assert.equal(response.headers['X-Go-Pprof'], '1');

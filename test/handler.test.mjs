@@ -44,7 +44,7 @@ async function bodyText(response) {
 
 const errorCases = [
   ['unknown profile', request('/debug/pprof/nosuch'), 404, MSG_UNKNOWN_PROFILE],
-  ['bad percent-encoding', request('/debug/pprof/%E0%A4%A'), 404, MSG_UNKNOWN_PROFILE],
+  ['percent-encoding in the path', request('/debug/pprof/%E0%A4%A'), 400, 'Bad path: percent-encoded characters are not accepted in the path; send the canonical path (such as /debug/pprof/tasks)\n'],
   ['debug=abc', request('/debug/pprof/tasks?debug=abc'), 400, 'invalid value for "debug" - must be 0, 1 or 2\n'],
   ['debug=7', request('/debug/pprof/tasks?debug=7'), 400, 'invalid value for "debug" - must be 0, 1 or 2\n'],
   ['debug=-1', request('/debug/pprof/tasks?debug=-1'), 400, 'invalid value for "debug" - must be 0, 1 or 2\n'],

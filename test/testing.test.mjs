@@ -172,3 +172,20 @@ test("taskprof's own promises (a listing written while checking) are not counted
   // The loop's own awaits are the test's (about two per round); writeProfile's are taskprof's.
   assert.ok(created() - before <= 60, `${created() - before} promises counted for 20 listings`);
 });
+
+test('a failed check unrefs what it reported: the test runner reports and exits by itself', { timeout: 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  // A runner of its own (not a subtest of this one).
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn(process.execPath, ['--test', 'test/fixtures/runner/leaks-and-exits.mjs'], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 1, output);
+  assert.match(output, /not ok 1 - leaves an interval and a server behind/);
+  assert.match(output, /2 tasks leaked/);
+  assert.match(output, /leaks-and-exits\.mjs:9:/);
+  assert.throws(() => startLeakCheck({ keepLeaked: 'no' }), /option "keepLeaked" must be true or false/);
+});

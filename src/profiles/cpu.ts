@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProfilerEngine } from '../engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
 import { fromCallFrame, type StackFrame } from '../stack.js';
-import { ProfileError, parseSeconds, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { ProfileError, UnmountedError, parseSeconds, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 /** V8's .cpuprofile, as Profiler.stop returns it. */
 export interface CpuProfile {
@@ -26,7 +26,7 @@ const defaultSeconds = 30;
 export const MSG_CPU_BUSY = 'Too many requests: a CPU profile is already being taken; one runs at a time';
 
 /** .cpuprofile to pprof samples: one per distinct stack, with sample count and CPU time. */
-export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, startedAtMs: number): Uint8Array {
+export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, startedAtMs: number, comments: readonly string[] = []): Uint8Array {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parentOf = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
@@ -63,12 +63,18 @@ export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, start
     // V8's startTime is on a monotonic clock, not the wall clock pprof wants.
     timeNanos: BigInt(Math.round(startedAtMs)) * 1_000_000n,
     durationNanos: Math.round((profile.endTime - profile.startTime) * 1000),
+    comments,
   });
 }
 
 // One CPU profile at a time in the process, whatever mount or engine asks:
 // V8 has one sampler, and the mounts share one inspector session.
 let busyUntil = 0;
+
+/** Whether a CPU profile is being taken now (any mount). */
+export function cpuProfileRunning(): boolean {
+  return busyUntil !== 0;
+}
 
 export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): ProfileDefinition {
   return {
@@ -100,10 +106,20 @@ export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): Pr
       } finally {
         busyUntil = 0;
       }
-      if (query.format === 'cpuprofile') {
-        return { contentType: 'application/json', body: JSON.stringify(profile), filename: `cpu-${process.pid}-${Date.now()}.cpuprofile` };
+      // Cut short by an unmount (the app closing): the client is still there,
+      // and must not take the profile for one of the length it asked for.
+      let headers: Record<string, string> | undefined;
+      const comments: string[] = [];
+      if (query.signal.aborted && query.signal.reason instanceof UnmountedError) {
+        const took = ((Date.now() - startedAt) / 1000).toFixed(1);
+        const note = `cut short after ${took} s of the ${seconds} s asked for: taskprof was unmounted (its middleware or server closed)`;
+        headers = { 'X-Taskprof-Cut-Short': note };
+        comments.push(note);
       }
-      return { contentType: 'application/octet-stream', body: cpuProfileToPprof(profile, cpuSamplingIntervalUs, startedAt), filename: 'profile' };
+      if (query.format === 'cpuprofile') {
+        return { contentType: 'application/json', body: JSON.stringify(profile), filename: `cpu-${process.pid}-${Date.now()}.cpuprofile`, headers };
+      }
+      return { contentType: 'application/octet-stream', body: cpuProfileToPprof(profile, cpuSamplingIntervalUs, startedAt, comments), filename: 'profile', headers };
     },
   };
 }

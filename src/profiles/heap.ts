@@ -188,12 +188,12 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
           throw new ProfileError(500, `Could not read the heap profile: ${(error as Error).message}`);
         }
       };
-      let profile = await read();
+      let profile = await query.gated(read);
       let sites = heapSites(profile, intervalBytes);
       const deltaSeconds = query.deltaSeconds;
       if (deltaSeconds !== undefined) {
         await waitDelta(deltaSeconds, query.signal);
-        profile = await read();
+        profile = await query.gated(read);
         // An engine whose read covers only the time since the previous read already gives the change.
         sites = engine.heapSinceLastRead ? heapSites(profile, intervalBytes) : heapDelta(sites, heapSites(profile, intervalBytes));
       }

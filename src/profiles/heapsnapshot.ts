@@ -5,7 +5,7 @@ import { createReadStream, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir, freemem } from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { ProfileError, type ProfileDefinition, type ProfileOutput } from './profile.js';
+import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 export const MSG_SNAPSHOT_OFF =
   'Forbidden: heap snapshots contain every secret in memory and are off; set the "heapSnapshot: true" option to allow them';
@@ -21,6 +21,23 @@ export function defaultAvailableMemory(): number {
 }
 
 const snapshotMemoryFactor = 10;
+// A client that reads nothing for this long is cut off: the snapshot lock
+// (one at a time) must not be held by a connection that stalls.
+export const stalledReaderMs = 30_000;
+
+/** The memory figure from the app's callback, or why it cannot be used. */
+function readAvailableMemory(availableMemory: () => number): number | string {
+  let available: unknown;
+  try {
+    available = availableMemory();
+  } catch (error) {
+    return `the availableMemory option threw (${(error as Error)?.message ?? String(error)})`;
+  }
+  if (typeof available !== 'number' || !Number.isFinite(available) || available < 0) {
+    return `the availableMemory option returned ${typeof available === 'number' ? String(available) : typeof available}, not a number of bytes`;
+  }
+  return available;
+}
 
 const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
@@ -37,14 +54,24 @@ export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () 
       : 'A full V8 heap snapshot (off: set the heapSnapshot option; a snapshot contains every secret in memory)',
     debugLevels: [0],
     formats: [],
-    write(): ProfileOutput {
-      if (!enabled) throw new ProfileError(403, MSG_SNAPSHOT_OFF);
+    unavailable(): ProfileError | undefined {
+      return enabled ? undefined : new ProfileError(403, MSG_SNAPSHOT_OFF);
+    },
+    write(query: ProfileQuery): ProfileOutput {
+      const off = this.unavailable?.();
+      if (off !== undefined) throw off;
+      const filename = `heap-${process.pid}-${Date.now()}.heapsnapshot`;
+      // The headers a GET would get, without the snapshot (seconds of a held process).
+      if (query.head) return { contentType: 'application/json', body: undefined, filename };
       if (busy) throw new ProfileError(429, MSG_SNAPSHOT_BUSY, { 'Retry-After': '10' });
       // V8's snapshot generator needs far more than the heap it describes:
       // bench/heapsnapshot.mjs measured peak RSS rising by 7 to 10.5 times
       // the used heap (more for many small objects).
       const required = snapshotMemoryFactor * v8.getHeapStatistics().used_heap_size;
-      const available = availableMemory();
+      const available = readAvailableMemory(availableMemory);
+      if (typeof available === 'string') {
+        throw new ProfileError(507, `Insufficient storage: a heap snapshot needs about ${mib(required)} (${snapshotMemoryFactor} times the used heap), and ${available}, so taskprof cannot tell that it fits`);
+      }
       if (required > available) {
         throw new ProfileError(507, `Insufficient storage: a heap snapshot needs about ${mib(required)} (${snapshotMemoryFactor} times the used heap) and ${mib(available)} is available`);
       }
@@ -75,11 +102,25 @@ export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () 
       } catch {
         // Removed on close below.
       }
+      // The file is read only as the client takes it (back-pressure): no
+      // progress for stalledReaderMs means a stalled client, cut off.
+      let lastRead = -1;
+      let stalledSince = performance.now();
+      const watch = setInterval(() => {
+        if (body.bytesRead !== lastRead) {
+          lastRead = body.bytesRead;
+          stalledSince = performance.now();
+        } else if (performance.now() - stalledSince >= stalledReaderMs) {
+          body.destroy(new Error(`the client read nothing for ${stalledReaderMs / 1000} s`));
+        }
+      }, stalledReaderMs / 10);
+      watch.unref();
       body.once('close', () => {
+        clearInterval(watch);
         busy = false;
         if (!removed) removeDir();
       });
-      return { contentType: 'application/json', body, filename: `heap-${process.pid}-${Date.now()}.heapsnapshot` };
+      return { contentType: 'application/json', body, filename };
     },
   };
 }

@@ -111,8 +111,12 @@ export function createLeaksProfile(
     debugLevels: [0, 1],
     formats: ['json'],
     count: () => (enabled ? detector.suspects().length : 0),
+    unavailable(): ProfileError | undefined {
+      return !enabled || detector.settings === undefined ? new ProfileError(404, MSG_LEAKS_OFF) : undefined;
+    },
     write(query: ProfileQuery): ProfileOutput {
-      if (!enabled || detector.settings === undefined) throw new ProfileError(404, MSG_LEAKS_OFF);
+      const off = this.unavailable?.();
+      if (off !== undefined) throw off;
       const now = Date.now();
       if (query.json) return { contentType: JSON_TYPE, body: leaksJson(detector, tracker, now) };
       if (query.debug === 1) return { contentType: TEXT, body: leaksText(detector, tracker, now) };

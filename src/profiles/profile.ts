@@ -16,6 +16,14 @@ export interface ProfileQuery {
   signal: AbortSignal;
   /** `seconds` on a profile that supports deltas: answer with the change over that many seconds. */
   deltaSeconds: number | undefined;
+  /** A HEAD request: the headers a GET would get; a profile whose body is costly may skip making it. */
+  head: boolean;
+  /**
+   * Runs a read that holds the event loop (a listing) through the
+   * process-wide work gate; a delta profile takes each of its reads
+   * through it (other writes already hold the gate: it runs them at once).
+   */
+  gated<T>(work: () => T | Promise<T>): Promise<T>;
 }
 
 export interface ProfileOutput {
@@ -23,6 +31,8 @@ export interface ProfileOutput {
   body: ResponseBody;
   /** For `Content-Disposition: attachment`. */
   filename?: string;
+  /** Further headers (a profile cut short says so in one). */
+  headers?: Record<string, string>;
 }
 
 export interface ProfileDefinition {
@@ -71,12 +81,22 @@ export function parseSeconds(params: URLSearchParams, max: number, fallback: num
   return seconds;
 }
 
-/** Waits between the two reads of a delta profile; ends early (rejecting) when the client goes away. */
+/** The abort reason of a request cut short because its mount was closed (not because its client left). */
+export class UnmountedError extends Error {
+  constructor() {
+    super('taskprof was unmounted (its middleware or server closed)');
+  }
+}
+
+export const MSG_DELTA_UNMOUNTED = 'Service unavailable: taskprof was unmounted (its middleware or server closed) during the wait; the delta profile is cancelled';
+export const MSG_DELTA_CLIENT_LEFT = 'the delta profile was cancelled: the client went away during the wait';
+
+/** Waits between the two reads of a delta profile; ends early (rejecting) when the client goes away or the mount closes. */
 export function waitDelta(seconds: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const aborted = () => {
       clearTimeout(timer);
-      reject(new ProfileError(503, 'the delta profile was cancelled: the request ended during the wait'));
+      reject(signal.reason instanceof UnmountedError ? new ProfileError(503, MSG_DELTA_UNMOUNTED) : new ProfileError(503, MSG_DELTA_CLIENT_LEFT));
     };
     const timer = setTimeout(() => {
       signal.removeEventListener('abort', aborted);

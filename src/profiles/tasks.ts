@@ -191,9 +191,9 @@ function deltaJson(tracker: Tracker, listing: TaskListing, groups: DeltaGroup[],
 
 export function createTasksProfile(tracker: Tracker = defaultTracker, dumpLimitBytes = defaultDumpLimitBytes): ProfileDefinition {
   async function writeDelta(query: ProfileQuery, seconds: number): Promise<ProfileOutput> {
-    const before = listTasks(tracker).groups;
+    const before = (await query.gated(() => listTasks(tracker))).groups;
     await waitDelta(seconds, query.signal);
-    const listing = listTasks(tracker);
+    const listing = await query.gated(() => listTasks(tracker));
     const groups = deltaGroups(before, listing.groups);
     if (query.json) return { contentType: JSON_TYPE, body: deltaJson(tracker, listing, groups, seconds) };
     if (query.debug === 1) return { contentType: TEXT, body: deltaText(tracker, listing, groups, seconds, Date.now()) };

@@ -41,6 +41,8 @@ interface Origin {
 }
 
 export interface HandleTracking {
+  /** Methods that could not be wrapped (read-only or frozen), as `Prototype.method`. */
+  readonly skipped: readonly string[];
   stop(): void;
 }
 
@@ -51,11 +53,11 @@ function handleType(owner: object, tcp: string, pipe: string): string | undefine
   return (handle as { constructor?: { name?: string } }).constructor?.name === 'Pipe' ? pipe : tcp;
 }
 
-/** Wraps target[key], own or inherited (then looked up at each call); the hooks never throw into the app. */
-function patch(patches: Patch[], target: object, key: PropertyKey, hooks: PatchHooks): void {
+/** Wraps target[key], own or inherited (then looked up at each call); the hooks never throw into the app. False when it cannot. */
+function patch(patches: Patch[], target: object, key: PropertyKey, hooks: PatchHooks): boolean {
   const own = Object.getOwnPropertyDescriptor(target, key);
-  if (own !== undefined && (typeof own.value !== 'function' || own.writable !== true || own.configurable !== true)) return;
-  if (own === undefined && typeof (target as Record<PropertyKey, unknown>)[key] !== 'function') return;
+  if (own !== undefined && (typeof own.value !== 'function' || own.writable !== true || own.configurable !== true)) return false;
+  if (own === undefined && (typeof (target as Record<PropertyKey, unknown>)[key] !== 'function' || !Object.isExtensible(target))) return false;
   const original = own?.value as Method | undefined;
   const proto = Object.getPrototypeOf(target) as Record<PropertyKey, unknown>;
   const wrapper: Method = function (this: object, ...args: unknown[]): unknown {
@@ -79,8 +81,13 @@ function patch(patches: Patch[], target: object, key: PropertyKey, hooks: PatchH
   const model = original ?? (proto[key] as Method);
   Object.defineProperty(wrapper, 'name', { value: model.name, configurable: true });
   Object.defineProperty(wrapper, 'length', { value: model.length, configurable: true });
-  Object.defineProperty(target, key, { value: wrapper, writable: true, enumerable: own?.enumerable ?? false, configurable: true });
+  try {
+    Object.defineProperty(target, key, { value: wrapper, writable: true, enumerable: own?.enumerable ?? false, configurable: true });
+  } catch {
+    return false;
+  }
   patches.push({ target: target as Record<PropertyKey, unknown>, key, original, wrapper });
+  return true;
 }
 
 export function trackHandles(session: Session): HandleTracking {
@@ -142,14 +149,23 @@ export function trackHandles(session: Session): HandleTracking {
   const childProcess = require('node:child_process') as { ChildProcess: { prototype: object } };
   const dgram = require('node:dgram') as { Socket: { prototype: object } };
 
-  // Client sockets: connect() makes the handle synchronously.
-  patch(patches, net.Socket.prototype, 'connect', {
-    after(socket, _args, wrapper) {
-      const type = handleType(socket, 'TCPWRAP', 'PIPEWRAP');
-      if (type !== undefined) start(type, socket, origin(type, wrapper));
-    },
-  });
-  // Accepted sockets, from the server's own channel.
+  const skipped: string[] = [];
+  // Each kind's start and end wrappers go in together or not at all: a task
+  // that could start without its end being seen would never end.
+  function patchGroup(kind: string, entries: Array<[object, PropertyKey, PatchHooks]>): boolean {
+    const applied: Patch[] = [];
+    for (const [target, key, hooks] of entries) {
+      if (patch(applied, target, key, hooks)) continue;
+      unpatch(applied);
+      skipped.push(kind);
+      return false;
+    }
+    patches.push(...applied);
+    return true;
+  }
+
+  // Client sockets: connect() makes the handle synchronously; accepted
+  // sockets come from the server's own channel.
   const onServerSocket = (message: unknown): void => {
     try {
       const socket = (message as { socket?: object }).socket;
@@ -159,82 +175,133 @@ export function trackHandles(session: Session): HandleTracking {
       // Never throw into the app.
     }
   };
-  dc.subscribe('net.server.socket', onServerSocket);
-  patch(patches, net.Socket.prototype, '_destroy', { before: (socket) => end(socket) });
+  const socketsTracked = patchGroup('sockets (net.Socket connect, _destroy)', [
+    [
+      net.Socket.prototype,
+      'connect',
+      {
+        after(socket, _args, wrapper) {
+          const type = handleType(socket, 'TCPWRAP', 'PIPEWRAP');
+          if (type !== undefined) start(type, socket, origin(type, wrapper));
+        },
+      },
+    ],
+    [net.Socket.prototype, '_destroy', { before: (socket) => end(socket) }],
+  ]);
+  if (socketsTracked) dc.subscribe('net.server.socket', onServerSocket);
 
   // Servers: listen() may look the host up first and make the handle a
   // tick later, so where it was called is taken in listen(), and the task
   // starts once _listen2 has a listening handle (not on a failed attempt).
   const listenOrigins = new WeakMap<object, Origin | undefined>();
-  patch(patches, net.Server.prototype, 'listen', {
-    before(server, _args, wrapper) {
-      listenOrigins.set(server, origin('TCPSERVERWRAP', wrapper));
-    },
-  });
-  patch(patches, net.Server.prototype, '_listen2', {
-    after(server, _args, wrapper) {
-      const type = handleType(server, 'TCPSERVERWRAP', 'PIPESERVERWRAP');
-      if (type === undefined) return;
-      start(type, server, listenOrigins.has(server) ? listenOrigins.get(server) : origin(type, wrapper));
-      listenOrigins.delete(server);
-    },
-  });
-  patch(patches, net.Server.prototype, 'close', { before: (server) => end(server) });
+  patchGroup('servers (net.Server listen, _listen2, close)', [
+    [
+      net.Server.prototype,
+      'listen',
+      {
+        before(server, _args, wrapper) {
+          listenOrigins.set(server, origin('TCPSERVERWRAP', wrapper));
+        },
+      },
+    ],
+    [
+      net.Server.prototype,
+      '_listen2',
+      {
+        after(server, _args, wrapper) {
+          const type = handleType(server, 'TCPSERVERWRAP', 'PIPESERVERWRAP');
+          if (type === undefined) return;
+          start(type, server, listenOrigins.has(server) ? listenOrigins.get(server) : origin(type, wrapper));
+          listenOrigins.delete(server);
+        },
+      },
+    ],
+    [net.Server.prototype, 'close', { before: (server) => end(server) }],
+  ]);
 
   // Outbound HTTP requests: handed to their agent as they are made (or
   // given a socket directly, without one); over when they emit 'close'.
-  patch(patches, http.Agent.prototype, 'addRequest', {
-    before(_agent, args, wrapper) {
-      const request = args[0];
-      if (request !== null && typeof request === 'object') start('HTTPCLIENTREQUEST', request, origin('HTTPCLIENTREQUEST', wrapper));
-    },
-  });
-  patch(patches, http.ClientRequest.prototype, 'onSocket', {
-    before(request, _args, wrapper) {
-      if (recordOf(resourceStamp.get(request)) === undefined && resourceStamp.get(request) !== ownWork) {
-        start('HTTPCLIENTREQUEST', request, origin('HTTPCLIENTREQUEST', wrapper));
-      }
-    },
-  });
-  patch(patches, http.ClientRequest.prototype, 'emit', { before: (request, args) => args[0] === 'close' && end(request) });
+  patchGroup('outbound requests (http.Agent addRequest, ClientRequest onSocket, emit)', [
+    [
+      http.Agent.prototype,
+      'addRequest',
+      {
+        before(_agent, args, wrapper) {
+          const request = args[0];
+          if (request !== null && typeof request === 'object') start('HTTPCLIENTREQUEST', request, origin('HTTPCLIENTREQUEST', wrapper));
+        },
+      },
+    ],
+    [
+      http.ClientRequest.prototype,
+      'onSocket',
+      {
+        before(request, _args, wrapper) {
+          if (recordOf(resourceStamp.get(request)) === undefined && resourceStamp.get(request) !== ownWork) {
+            start('HTTPCLIENTREQUEST', request, origin('HTTPCLIENTREQUEST', wrapper));
+          }
+        },
+      },
+    ],
+    [http.ClientRequest.prototype, 'emit', { before: (request, args) => args[0] === 'close' && end(request) }],
+  ]);
 
   // Child processes: from a successful spawn() to 'exit' (or 'close' when it never ran).
-  patch(patches, childProcess.ChildProcess.prototype, 'spawn', {
-    after(child, _args, wrapper) {
-      if ((child as { _handle?: unknown })._handle) start('PROCESSWRAP', child, origin('PROCESSWRAP', wrapper));
-    },
-  });
-  patch(patches, childProcess.ChildProcess.prototype, 'emit', { before: (child, args) => (args[0] === 'exit' || args[0] === 'close') && end(child) });
+  patchGroup('child processes (ChildProcess spawn, emit)', [
+    [
+      childProcess.ChildProcess.prototype,
+      'spawn',
+      {
+        after(child, _args, wrapper) {
+          if ((child as { _handle?: unknown })._handle) start('PROCESSWRAP', child, origin('PROCESSWRAP', wrapper));
+        },
+      },
+    ],
+    [childProcess.ChildProcess.prototype, 'emit', { before: (child, args) => (args[0] === 'exit' || args[0] === 'close') && end(child) }],
+  ]);
 
   // UDP sockets: from bind() (send() binds too) to close().
-  patch(patches, dgram.Socket.prototype, 'bind', { after: (socket, _args, wrapper) => start('UDPWRAP', socket, origin('UDPWRAP', wrapper)) });
-  patch(patches, dgram.Socket.prototype, 'close', { before: (socket) => end(socket) });
+  patchGroup('UDP sockets (dgram.Socket bind, close)', [
+    [dgram.Socket.prototype, 'bind', { after: (socket, _args, wrapper) => start('UDPWRAP', socket, origin('UDPWRAP', wrapper)) }],
+    [dgram.Socket.prototype, 'close', { before: (socket) => end(socket) }],
+  ]);
 
   // fs.watch watchers: from their start to close().
   const watcherProto = fsWatcherPrototype();
-  if (watcherProto !== undefined) {
-    const startKey = Object.getOwnPropertySymbols(watcherProto).find((s) => s.description === 'kFSWatchStart');
-    if (startKey !== undefined) {
-      patch(patches, watcherProto, startKey, {
-        after(watcher, _args, wrapper) {
-          if ((watcher as { _handle?: unknown })._handle) start('FSEVENTWRAP', watcher, origin('FSEVENTWRAP', wrapper));
+  const startKey = watcherProto === undefined ? undefined : Object.getOwnPropertySymbols(watcherProto).find((s) => s.description === 'kFSWatchStart');
+  if (watcherProto !== undefined && startKey !== undefined) {
+    patchGroup('fs watchers (FSWatcher start, close)', [
+      [
+        watcherProto,
+        startKey,
+        {
+          after(watcher, _args, wrapper) {
+            if ((watcher as { _handle?: unknown })._handle) start('FSEVENTWRAP', watcher, origin('FSEVENTWRAP', wrapper));
+          },
         },
-      });
-      patch(patches, watcherProto, 'close', { before: (watcher) => end(watcher) });
-    }
+      ],
+      [watcherProto, 'close', { before: (watcher) => end(watcher) }],
+    ]);
   }
 
   return {
+    skipped,
     stop() {
-      dc.unsubscribe('net.server.socket', onServerSocket);
-      for (const p of patches.reverse()) {
-        // Someone wrapped ours since: ours stays, and does nothing once the session ended.
-        if (p.target[p.key] !== p.wrapper) continue;
-        if (p.original === undefined) delete p.target[p.key];
-        else p.target[p.key] = p.original;
-      }
+      if (socketsTracked) dc.unsubscribe('net.server.socket', onServerSocket);
+      unpatch(patches);
     },
   };
+}
+
+/** Puts back what `patches` replaced, newest first. */
+function unpatch(patches: Patch[]): void {
+  for (const p of patches.reverse()) {
+    // Someone wrapped ours since: ours stays, and does nothing once the session ended.
+    if (p.target[p.key] !== p.wrapper) continue;
+    if (p.original === undefined) delete p.target[p.key];
+    else p.target[p.key] = p.original;
+  }
+  patches.length = 0;
 }
 
 // FSWatcher is not exported; a watcher of the working directory shows its prototype.

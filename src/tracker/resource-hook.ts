@@ -113,6 +113,7 @@ export function trackResources(session: Session, options: ResourceTrackingOption
     trackPromises: false,
   } as asyncHooks.HookCallbacks);
   hook.enable();
+  const restorePromiseIds = hideNodePromiseIds();
   return {
     sweep() {
       const timers = session.records.get('Timeout');
@@ -123,9 +124,43 @@ export function trackResources(session: Session, options: ResourceTrackingOption
     },
     stop() {
       hook.disable();
+      restorePromiseIds();
       byAsyncId.clear();
       if (saved.length > 0) labelContext.current = saved[0];
       saved.length = 0;
     },
+  };
+}
+
+/**
+ * Where an enabled async_hooks hook makes Node assign its async ids to every
+ * promise (Node before trackPromises: false), they would be enumerable own
+ * properties: spreading copies them and deepStrictEqual of two pending
+ * promises fails. Accessors on Promise.prototype catch Node's assignments and
+ * define the ids non-enumerable instead (Node reads them back as before).
+ * They still show to Object.getOwnPropertySymbols and to util.inspect with
+ * showHidden (README, Tracking modes). Returns what undoes it.
+ */
+function hideNodePromiseIds(): () => void {
+  const probe = Promise.resolve();
+  const symbols = Object.getOwnPropertySymbols(probe).filter((s) => s.description === 'async_id_symbol' || s.description === 'trigger_async_id_symbol');
+  const proto = Promise.prototype as unknown as Record<symbol, unknown>;
+  const installed: symbol[] = [];
+  for (const symbol of symbols) {
+    if (Object.getOwnPropertyDescriptor(proto, symbol) !== undefined || !Object.isExtensible(proto)) continue;
+    try {
+      Object.defineProperty(proto, symbol, {
+        configurable: true,
+        set(this: object, value: unknown) {
+          Object.defineProperty(this, symbol, { value, writable: true, enumerable: false, configurable: true });
+        },
+      });
+      installed.push(symbol);
+    } catch {
+      // Left as Node makes them.
+    }
+  }
+  return () => {
+    for (const symbol of installed) delete proto[symbol];
   };
 }

@@ -24,6 +24,8 @@ export class CaptureWindow {
   attempts = 0;
   /** Live tasks of the window that have no record (promises whose stack was not captured). */
   unrecorded = 0;
+  /** Whether the budget's set of windows with unrecorded tasks holds it. */
+  listed = false;
   constructor(
     readonly type: string,
     readonly epoch: number,
@@ -34,6 +36,8 @@ export class CaptureWindow {
 /** Tasks of one kind (a type on a route, or a timer's duration on a route): what the budget samples by. */
 export interface CaptureClass {
   readonly type: string;
+  /** A timer class's duration (NaN for other classes). */
+  readonly msecs: number;
   window: CaptureWindow;
   /** The budget it belongs to: a label set outliving a session caches an old one. */
   readonly owner: StackBudget;
@@ -63,6 +67,7 @@ export class StackBudget {
   // Windows with live tasks that have no record; left when the last one ends.
   #unrecordedWindows = new Set<CaptureWindow>();
   #unlabelledPromises: CaptureClass | undefined;
+  #unlabelledTimers = new Map<number, CaptureClass>();
   #classes = new Map<string, CaptureClass>();
   #unlimited: boolean;
 
@@ -88,7 +93,12 @@ export class StackBudget {
     if (this.#classes.size > maxClasses / 2) {
       for (const [key, cls] of this.#classes) if (cls.window.epoch < this.#epoch - 1) this.#classes.delete(key);
       this.#unlabelledPromises = undefined;
+      this.#unlabelledTimers.clear();
     }
+    // Windows left without unrecorded tasks leave the set here and at reads,
+    // not as their last task ends: a window empties and fills again with
+    // every request.
+    this.#dropEmptyWindows();
   }
 
   /** Whether every task gets its stack (full tracking). */
@@ -96,16 +106,33 @@ export class StackBudget {
     return this.#unlimited;
   }
 
-  /**
-   * A task's class: its type on its route; `detail` splits a type's class
-   * further where something cheap tells sites apart (a timer's duration).
-   */
-  classOf(type: string, labels: LabelSet | undefined, detail?: string): CaptureClass {
-    if (detail !== undefined) return this.#classOf(type, labels === undefined ? '' : this.#routeOf(labels), detail);
+  /** A task's class: its type on its route. */
+  classOf(type: string, labels: LabelSet | undefined): CaptureClass {
     if (labels !== undefined) return this.#labelledClass(type, labels);
     // Unlabelled promises (most of a background job's tasks): their class kept at hand.
-    if (type === 'Promise') return (this.#unlabelledPromises ??= this.#classOf(type, '', ''));
-    return this.#classOf(type, '', '');
+    if (type === 'Promise') return (this.#unlabelledPromises ??= this.#classOf(type, '', NaN));
+    return this.#classOf(type, '', NaN);
+  }
+
+  /**
+   * A timer's class: its duration on its route. The duration tells a
+   * leaking interval apart from the app's many short timeouts for free.
+   */
+  timerClassOf(type: string, labels: LabelSet | undefined, msecs: number): CaptureClass {
+    if (labels === undefined) {
+      let cls = this.#unlabelledTimers.get(msecs);
+      if (cls === undefined) {
+        cls = this.#classOf(type, '', msecs);
+        if (this.#unlabelledTimers.size < maxClasses) this.#unlabelledTimers.set(msecs, cls);
+      }
+      return cls;
+    }
+    // A request's timers mostly share one duration: its class kept on the label set.
+    const cached = labels.timerCaptureClass as CaptureClass | undefined;
+    if (cached !== undefined && cached.owner === this && cached.msecs === msecs) return cached;
+    const cls = this.#classOf(type, this.#routeOf(labels), msecs);
+    if (!labels.pending) labels.timerCaptureClass = cls;
+    return cls;
   }
 
   /**
@@ -131,17 +158,29 @@ export class StackBudget {
 
   /** Counts a task of `window` made without a record. */
   addUnrecorded(window: CaptureWindow): void {
-    if (window.unrecorded++ === 0) this.#unrecordedWindows.add(window);
+    if (window.unrecorded++ === 0 && !window.listed) {
+      window.listed = true;
+      this.#unrecordedWindows.add(window);
+    }
   }
 
   /** A task counted by addUnrecorded ended. */
   endUnrecorded(window: CaptureWindow): void {
-    if (--window.unrecorded === 0) this.#unrecordedWindows.delete(window);
+    window.unrecorded--;
   }
 
   /** Windows with live tasks that have no record. */
   unrecordedWindows(): Iterable<CaptureWindow> {
+    this.#dropEmptyWindows();
     return this.#unrecordedWindows;
+  }
+
+  #dropEmptyWindows(): void {
+    for (const window of this.#unrecordedWindows) {
+      if (window.unrecorded > 0) continue;
+      window.listed = false;
+      this.#unrecordedWindows.delete(window);
+    }
   }
 
   /** Takes the time a capture took from the budget. */
@@ -154,7 +193,7 @@ export class StackBudget {
     const promise = type === 'Promise';
     const cached = labels.promiseCaptureClass as CaptureClass | undefined;
     if (promise && cached !== undefined && cached.owner === this) return cached;
-    const cls = this.#classOf(type, this.#routeOf(labels), '');
+    const cls = this.#classOf(type, this.#routeOf(labels), NaN);
     // Late labels (Express's route) may still come: kept only once they have.
     if (promise && !labels.pending) labels.promiseCaptureClass = cls;
     return cls;
@@ -165,8 +204,8 @@ export class StackBudget {
     return `${values.method ?? ''} ${values.route ?? ''}`;
   }
 
-  #classOf(type: string, route: string, detail: string): CaptureClass {
-    let key = type + '\0' + detail + '\0' + route;
+  #classOf(type: string, route: string, msecs: number): CaptureClass {
+    let key = type + '\0' + msecs + '\0' + route;
     let cls = this.#classes.get(key);
     if (cls !== undefined) return cls;
     // Past the limit, new classes of a type share one.
@@ -175,7 +214,7 @@ export class StackBudget {
       cls = this.#classes.get(key);
       if (cls !== undefined) return cls;
     }
-    cls = { type, window: new CaptureWindow(type, this.#epoch, this), owner: this };
+    cls = { type, msecs, window: new CaptureWindow(type, this.#epoch, this), owner: this };
     this.#classes.set(key, cls);
     return cls;
   }

@@ -11,6 +11,29 @@ class ReturnsTarget {
   }
 }
 
+/**
+ * Defines `key` as an own data property of `target`, as the first plain
+ * assignment to it would have (writable, enumerable, configurable, in the
+ * same place in the key order), bypassing an accessor of the prototype.
+ * A class field is defined, not assigned, and through V8's inline caches:
+ * some 15 ns, where Object.defineProperty takes about 250 ns and leaves
+ * Node's code that reads the object slower (docs/design.md).
+ */
+export function createOwnPropertyDefiner(key: string): (target: object, value: unknown) => void {
+  let pending: unknown;
+  class OwnProperty extends ReturnsTarget {
+    [key] = pending;
+  }
+  return (target, value) => {
+    pending = value;
+    try {
+      new OwnProperty(target);
+    } finally {
+      pending = undefined;
+    }
+  };
+}
+
 /** One invisible slot per object. */
 export interface Stamp<T> {
   get(target: object): T | undefined;

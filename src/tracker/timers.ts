@@ -13,6 +13,7 @@ import { labelContext, ownWork } from '../labels.js';
 import { timerCaptureDepth } from '../stack.js';
 import type { Session, TrackedTask } from './session.js';
 import { EXACT } from './stack-budget.js';
+import { createOwnPropertyDefiner } from './stamp.js';
 import { recordOf, resourceStamp } from './task-stamp.js';
 import { runningRecord } from './running.js';
 
@@ -49,10 +50,10 @@ function findShapes(): TimerShapes | undefined {
   return shapes;
 }
 
-/** Defines `key` on `target` as a plain assignment would have. */
-function defineOwn(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
-}
+// The own properties the accessors stand in for, defined as the
+// constructors' assignments would have.
+const defineIdleTimeout = createOwnPropertyDefiner('_idleTimeout');
+const defineIdleNext = createOwnPropertyDefiner('_idleNext');
 
 export interface TimerTracking {
   /** Visits every live timer made since tracking started (`record` undefined for taskprof's own: skipped); returns how many. */
@@ -121,7 +122,7 @@ export function trackTimers(session: Session): TimerTracking | string {
     let stack;
     let weight = EXACT;
     if (session.captureStacks) {
-      const admitted = session.budget.admit(session.budget.classOf(TIMEOUT_TYPE, labels, String(msecs)));
+      const admitted = session.budget.admit(session.budget.timerClassOf(TIMEOUT_TYPE, labels, Number(msecs)));
       if (admitted > 0) {
         stack = session.captureStack(timerSetter, timerCaptureDepth);
         if (stack === null) {
@@ -150,7 +151,7 @@ export function trackTimers(session: Session): TimerTracking | string {
   }
 
   const timerSetter = function (this: TimerNode, value: unknown): void {
-    defineOwn(this, '_idleTimeout', value);
+    defineIdleTimeout(this, value);
     try {
       onTimer(this, value);
     } catch {
@@ -158,11 +159,18 @@ export function trackTimers(session: Session): TimerTracking | string {
     }
   };
   const listSetter = function (this: TimerNode, value: unknown): void {
-    defineOwn(this, '_idleNext', value);
+    defineIdleNext(this, value);
     if (session.live) newLists.push(this);
   };
+  // Both or neither (a frozen prototype refuses): then timers are not tracked, and the caller says so.
+  if (!Object.isExtensible(timeout) || !Object.isExtensible(list)) return 'Node\'s Timeout or TimersList prototype is frozen or not extensible';
   Object.defineProperty(timeout, '_idleTimeout', { set: timerSetter, configurable: true });
-  Object.defineProperty(list, '_idleNext', { set: listSetter, configurable: true });
+  try {
+    Object.defineProperty(list, '_idleNext', { set: listSetter, configurable: true });
+  } catch (error) {
+    delete (timeout as Record<string, unknown>)._idleTimeout;
+    throw error;
+  }
 
   return {
     walk(visit) {

@@ -105,10 +105,23 @@ export class Tracker {
     if (full) {
       this.#resources = trackResources(session, { carryLabels: true });
     } else {
-      const timers = trackTimers(session);
-      if (typeof timers === 'string') this.#installProblem = `timers are not tracked: ${timers}`;
-      else this.#timers = timers;
-      this.#handles = trackHandles(session);
+      // Node's prototypes frozen (a hardened runtime), say: what cannot be
+      // installed is left out whole, and said once; never a throw into the app.
+      const problems: string[] = [];
+      try {
+        const timers = trackTimers(session);
+        if (typeof timers === 'string') problems.push(`timers are not tracked: ${timers}`);
+        else this.#timers = timers;
+      } catch (error) {
+        problems.push(`timers are not tracked: Node's Timeout prototype refused an accessor (${(error as Error).message})`);
+      }
+      const handles = trackHandles(session);
+      if (handles.skipped.length > 0) problems.push(`not tracked, their prototype methods being read-only: ${handles.skipped.join(', ')}`);
+      this.#handles = handles;
+      if (problems.length > 0) {
+        this.#installProblem = problems.join('; ');
+        warnOnce(this.#installProblem);
+      }
     }
     let ticks = 0;
     this.#maintenance = setInterval(() => {
@@ -315,6 +328,13 @@ export class Tracker {
     for (const site of this.#abandonedSites.values()) if (site.stack !== undefined) used.add(site.stack);
     session.stacks.prune(used);
   }
+}
+
+const warned = new Set<string>();
+function warnOnce(problem: string): void {
+  if (warned.has(problem)) return;
+  warned.add(problem);
+  process.emitWarning(`taskprof: ${problem}. Everything else is tracked.`, { type: 'TaskprofWarning' });
 }
 
 /** The process-wide tracker: hooks are global, so there is one. */

@@ -13,6 +13,7 @@ export class Channel {
 
   /** Resolves when a receiver has taken `value`; rejects if `signal` aborts first. */
   send(value, { signal } = {}) {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const receiver = this.#receivers.shift();
     if (receiver) {
       receiver(value);

@@ -1,5 +1,6 @@
 // Story 3, fixed: once the first answer is in, an AbortController cancels
-// the losers' sends, and the channel is closed.
+// the losers' sends (those already waiting, and those still to come), and
+// the channel is closed.
 import Fastify from 'fastify';
 import taskprof from 'taskprof/fastify';
 import { Channel, askBackend } from './channel.mjs';
@@ -13,7 +14,9 @@ export async function createApp(options) {
     const losers = new AbortController();
     const sends = [];
     for (const [name, ms] of [['fast', 5], ['medium', 20], ['slow', 40]]) {
-      sends.push(askBackend(name, ms).then((quote) => answers.send(quote, { signal: losers.signal })));
+      // FIX: a backend that answers after the first one sends nothing (an
+      // abort listener added once the signal has aborted would never fire).
+      sends.push(askBackend(name, ms).then((quote) => (losers.signal.aborted ? undefined : answers.send(quote, { signal: losers.signal }))));
     }
     const first = await answers.receive();
     losers.abort(); // FIX: the slower answers are not wanted any more
