@@ -17,7 +17,11 @@ startTracking({ mode: 'full' });
 const cache = makeCache();
 const handler = createDebugHandler(resolveOptions({ maxProfileSeconds: 2, leakDetection: { intervalMs: 1000, windowMs: 60_000 } }));
 
-const names = ['', 'tasks', 'goroutine', 'leaks', 'goroutineleak', 'heap', 'allocs', 'profile', 'heapsnapshot', 'cmdline', 'nosuch', '..', '%2e%2e', 'tasks/extra'];
+const names = [
+  '', 'tasks', 'goroutine', 'leaks', 'goroutineleak', 'heap', 'allocs', 'profile', 'heapsnapshot', 'cmdline', 'nosuch', 'tasks/extra',
+  // Dot segments and encodings: each must be refused (400), never served as another endpoint.
+  '..', '%2e%2e', '.', './tasks', 'tasks/../cmdline', 'tasks/%2e%2e/heapsnapshot', 'tasks/.%2e/cmdline', '../../vars', 'cmd%6Cine', '%74asks', 'tasks%2f..%2fcmdline', 'tasks\\..\\cmdline', '/tasks', 'tasks/',
+];
 const params = ['debug', 'format', 'seconds', 'gc', 'x', 'DEBUG', 'débug', ''];
 const wildValue = fc.oneof(
   fc.constantFrom('0', '1', '2', '3', '-1', '1e3', '0x10', '', ' 1', '1 ', 'json', 'text', 'cpuprofile', 'NaN', 'Infinity', '99999999999999999999', '%', '%zz', '%00', '\u00e9', '\ud83d\ude00'),
@@ -54,6 +58,9 @@ test('every path and query: no 5xx, and every 4xx says what is wrong', async () 
         if (controller.signal.aborted) return; // a client that left: nobody reads the answer
         seen.set(response.status, (seen.get(response.status) ?? 0) + 1);
         assert.ok(response.status < 500, `${method} ${target} -> ${response.status} ${body}`);
+        // A non-canonical spelling is refused, whatever it would decode to.
+        const path = target.split('?')[0];
+        if (/%|\\|\/\.\.?(\/|$)|\/\/./.test(path)) assert.equal(response.status, 400, `${method} ${target} -> ${response.status} ${body}`);
         if (response.status >= 400) {
           assert.match(
             body,
