@@ -80,7 +80,7 @@ async function child(mode, count) {
   if (tracked) {
     const { default: taskprof } = await import('taskprof/http');
     ({ withLabels } = await import('taskprof'));
-    const { runWithLabels, ownWork } = await import('../dist/src/labels.js');
+    const { runWithLabels, ownWork } = await import('../dist/src/labels/labels.js');
     own = (fn) => runWithLabels(ownWork, fn);
     const debug = taskprof({ tracking: mode });
     server = http.createServer((req, res) => debug(req, res, () => app(req, res)));

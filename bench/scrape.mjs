@@ -40,8 +40,8 @@ if (process.argv[2] === '--server') {
   await new Promise((resolve) => setTimeout(resolve, 500));
   // The collection alone (what grows with tasks if anything does), timed in
   // process: taskprof's own registry, in the scope its request handler runs in.
-  const { ownRegistriesFor } = await import('../dist/src/metrics.js');
-  const { runWithLabels, ownWork } = await import('../dist/src/labels.js');
+  const { ownRegistriesFor } = await import('../dist/src/metrics/metrics.js');
+  const { runWithLabels, ownWork } = await import('../dist/src/labels/labels.js');
   const registry = ownRegistriesFor('taskprof_').text;
   process.on('message', async (message) => {
     if (message === 'collect') {

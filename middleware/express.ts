@@ -1,8 +1,8 @@
 // Express 4 and 5: app.use(taskprof(options)).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mount } from '../src/node.js';
+import { mount } from '../src/http/mount.js';
 import type { TaskprofOptions } from '../src/options.js';
-import type { Labels } from '../src/labels.js';
+import type { Labels } from '../src/labels/labels.js';
 
 export type { TaskprofOptions } from '../src/options.js';
 

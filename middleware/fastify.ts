@@ -2,7 +2,7 @@
 // your routes so that their tasks get method and route labels.
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
-import { mount } from '../src/node.js';
+import { mount } from '../src/http/mount.js';
 import type { TaskprofOptions } from '../src/options.js';
 
 export type { TaskprofOptions } from '../src/options.js';

@@ -1,7 +1,7 @@
 // Plain node:http: a handler that serves the debug paths and hands every
 // other request on, and listen() for a debug server on its own port.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { mount } from '../src/node.js';
+import { mount } from '../src/http/mount.js';
 import type { TaskprofOptions } from '../src/options.js';
 
 export type { TaskprofOptions } from '../src/options.js';
@@ -29,9 +29,7 @@ export default function taskprof(options?: TaskprofOptions): TaskprofHandler {
       return;
     }
     if (next === undefined) {
-      res.statusCode = 404;
-      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-      res.end('Not found\n');
+      taskprof.notFound(res);
       return;
     }
     taskprof.runLabelled({ method: req.method ?? 'GET' }, next);

@@ -1,17 +1,13 @@
 // taskprof's programmatic API: Go's runtime.NumGoroutine, pprof.Lookup(name).WriteTo and pprof.Do.
-import type { Writable } from 'node:stream';
-import { Readable } from 'node:stream';
-import { once } from 'node:events';
 import { tracker } from './tracker/tracker.js';
 import { defaultTrackerSettings, trackingModes, type TrackerSettings, type TypeCount } from './tracker/types.js';
-import { extendLabels, ownWork, runWithLabels, type Labels } from './labels.js';
-import { createTasksProfile } from './profiles/tasks.js';
-import { configureTracking } from './node.js';
+import { extendLabels, runWithLabels, type Labels } from './labels/labels.js';
+import { configureTracking } from './tracker/control.js';
 
 export type { TaskprofOptions, DebugRequestInfo, LeakDetectionOptions } from './options.js';
 export type { TrackingMode, TrackerSettings, TypeCount } from './tracker/types.js';
-export type { Labels } from './labels.js';
-export type { StackFrame } from './stack.js';
+export type { Labels } from './labels/labels.js';
+export type { StackFrame } from './stacks/stack.js';
 
 /** Live tasks now, exact: Node's runtime.NumGoroutine(). */
 export function taskCount(): number {
@@ -59,38 +55,4 @@ export function trackingSettings(): Readonly<TrackerSettings> {
   return { ...tracker.settings };
 }
 
-export interface WriteProfileOptions {
-  /** 0: gzipped pprof, 1: grouped text, 2: every task. Default 0. */
-  debug?: 0 | 1 | 2;
-  /** JSON instead of text (debug 1 and 2; with 0 it gives the debug=1 JSON). */
-  json?: boolean;
-}
-
-/**
- * Writes a profile to `writable` without ending it (Go's
- * pprof.Lookup(name).WriteTo). The only profile so far is `tasks`.
- */
-export function writeProfile(name: 'tasks', writable: Writable, options: WriteProfileOptions = {}): Promise<void> {
-  // taskprof's own work: its promises are not the app's tasks.
-  return runWithLabels(ownWork, () => writeTasks(name, writable, options));
-}
-
-async function writeTasks(name: 'tasks', writable: Writable, options: WriteProfileOptions): Promise<void> {
-  if (name !== 'tasks') throw new TypeError(`writeProfile: unknown profile ${JSON.stringify(name)}; known: tasks`);
-  const debug = options.debug ?? 0;
-  if (debug !== 0 && debug !== 1 && debug !== 2) throw new TypeError('writeProfile: debug must be 0, 1 or 2');
-  const output = await createTasksProfile(tracker).write({
-    debug,
-    format: options.json === true ? 'json' : undefined,
-    json: options.json === true,
-    params: new URLSearchParams(),
-    signal: new AbortController().signal,
-    deltaSeconds: undefined,
-    head: false,
-    gated: async (work) => work(),
-  });
-  const chunks = output.body instanceof Readable ? output.body : [output.body ?? ''];
-  for await (const chunk of chunks) {
-    if (!writable.write(chunk)) await once(writable, 'drain');
-  }
-}
+export { writeProfile, type WriteProfileOptions } from './profiles/write-profile.js';

@@ -1,15 +1,24 @@
 // The one options type, its defaults, and its validation.
 import type { IncomingHttpHeaders } from 'node:http';
 import { defaultTrackerSettings, trackingModes, type TrackingMode } from './tracker/types.js';
-import { profilerEngines, type ProfilerEngineName } from './engine.js';
-import { defaultDumpLimitBytes } from './profiles/tasks.js';
-import { defaultHeapSamplingBytes } from './profiles/heap.js';
-import { defaultLeakDetection, maxWindowSamples, type LeakDetectionOptions, type LeakDetectionSettings } from './growth.js';
-import { defaultMetricsPrefix, type PromRegistry } from './metrics.js';
-import { defaultMaxRoutes } from './routes.js';
-import { validateDumpSignal } from './dump.js';
+import { constants } from 'node:os';
+import type { ProfilerEngineName } from './v8/engine.js';
+import type { LeakDetectionOptions, LeakDetectionSettings } from './detect/growth.js';
+import type { PromRegistry } from './metrics/metrics.js';
+import {
+  defaultDumpLimitBytes,
+  defaultHeapSamplingBytes,
+  defaultLeakDetection,
+  defaultMaxProfileSeconds,
+  defaultMaxRoutes,
+  defaultMetricsPrefix,
+  defaultPrefix,
+  maxWindowSamples,
+  profilerEngines,
+  refusedSignals,
+} from './defaults.js';
 
-export type { LeakDetectionOptions } from './growth.js';
+export type { LeakDetectionOptions } from './detect/growth.js';
 
 /** What `authorize` is given: the request as taskprof sees it, what it would serve, and the framework's own request object. */
 export interface DebugRequestInfo {
@@ -209,10 +218,21 @@ function dumpPathOption(value: unknown, signal: unknown): string | undefined {
   return value;
 }
 
+function validateDumpSignal(value: unknown): NodeJS.Signals | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !(value in constants.signals) || refusedSignals.includes(value)) {
+    throw new TypeError(
+      `taskprof: option "dumpOnSignal" must be a signal name such as "SIGUSR2" or "SIGQUIT" (not ${refusedSignals.join(', ')}: SIGUSR1 starts Node's inspector, and the others must keep ending the process), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value as NodeJS.Signals;
+}
+
+
 /** Validates once, into a new object; the caller's object is never written. */
 export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw new TypeError('taskprof: options must be an object');
-  let prefix = options.prefix ?? '/debug';
+  let prefix = options.prefix ?? defaultPrefix;
   if (typeof prefix !== 'string' || !prefix.startsWith('/') || /[?#\s]/.test(prefix)) {
     throw new TypeError(`taskprof: option "prefix" must be a path starting with "/", got ${JSON.stringify(prefix)}`);
   }
@@ -264,7 +284,7 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     token,
     authorize,
     maxDumpBytes: positiveInteger('maxDumpBytes', options.maxDumpBytes, defaultDumpLimitBytes, 1024),
-    maxProfileSeconds: positiveInteger('maxProfileSeconds', options.maxProfileSeconds, 300, 1),
+    maxProfileSeconds: positiveInteger('maxProfileSeconds', options.maxProfileSeconds, defaultMaxProfileSeconds, 1),
     engine: engine ?? 'inspector',
     heapSnapshot: booleanOption('heapSnapshot', options.heapSnapshot, false),
     heapSamplingInterval: positiveInteger('heapSamplingInterval', options.heapSamplingInterval, defaultHeapSamplingBytes, 1024),

@@ -7,7 +7,7 @@ import http from 'node:http';
 import express from 'express';
 import taskprof from 'taskprof/express';
 import { listen } from 'taskprof/http';
-import { MSG_NOT_LOCAL } from '../dist/src/access.js';
+import { MSG_NOT_LOCAL } from '../dist/src/errors.js';
 
 /** GET with the path sent exactly as written (fetch and supertest normalise dot segments). */
 function rawGet(port, path, headers = {}) {

@@ -9,6 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import supertest from 'supertest';
 import { Profile } from 'pprof-format';
 import { adapters, closeCaches } from './fixtures/apps.mjs';
+import { errorCases } from './fixtures/error-cases.mjs';
 import { binaryParser, eventually, fixturesDir, parseGroups, sourcePosition } from './helpers.mjs';
 
 const fixture = path.join(fixturesDir, 'leaky-app.mjs');
@@ -23,6 +24,20 @@ function labelsPattern(adapter, route) {
   return ` \\{method="GET", route="${route}"\\}`;
 }
 
+
+/** A request with its path sent exactly as written (supertest and fetch would normalise dot segments). */
+function rawRequest(base, method, path, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(base), { method, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 // Full mode, and the default sampled mode (every stack captured at this load), so that
 // counts are exact in both.
@@ -105,15 +120,17 @@ for (const mode of modes) for (const adapter of adapters) {
         }
       });
 
-      await t.test('errors: 404, 400, 405, 403', async () => {
-        await debug().get('/debug/pprof/nosuch').expect(404, 'Unknown profile\n');
-        await debug().get('/debug/pprof/tasks?debug=abc').expect(400, 'invalid value for "debug" - must be 0, 1 or 2\n');
-        await debug().get('/debug/pprof/tasks?debug=7').expect(400, 'invalid value for "debug" - must be 0, 1 or 2\n');
-        await debug().get('/debug/pprof/tasks?format=xml').expect(400, 'invalid value for "format" - must be json\n');
-        const post = await debug().post('/debug/pprof/tasks').expect(405);
-        assert.equal(post.headers.allow, 'GET, HEAD');
-        const proxied = await debug().get('/debug/pprof/').set('X-Forwarded-For', '203.0.113.7').expect(403);
-        assert.match(proxied.text, /^Forbidden: taskprof answers loopback requests only/);
+      await t.test('errors: every case of the shared table, with its exact body', async () => {
+        for (const { name, path, method = 'GET', headers = {}, remoteAddress, status, body, allow } of errorCases) {
+          if (remoteAddress !== undefined) continue; // the client here is always 127.0.0.1
+          // Sent as written: supertest would normalise dot segments.
+          const res = await rawRequest(app.debugUrl, method, path, headers);
+          assert.equal(res.status, status, name);
+          assert.equal(res.body, body, name);
+          assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8', name);
+          assert.equal(res.headers['content-disposition'], undefined, name);
+          assert.equal(res.headers.allow, allow, name);
+        }
       });
 
       await t.test('HEAD, JSON, cmdline and index', async () => {

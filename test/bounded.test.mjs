@@ -14,12 +14,12 @@ import fastify from 'fastify';
 import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
 import { listen } from 'taskprof/http';
-import { createDebugHandler } from '../dist/src/handler.js';
+import { createDebugHandler } from '../dist/src/http/handler.js';
 import { resolveOptions } from '../dist/src/options.js';
-import { enterWorkGate, workGateState } from '../dist/src/profiles/work-gate.js';
-import { MSG_LEAKS_OFF } from '../dist/src/profiles/leaks.js';
-import { MSG_DELTA_UNMOUNTED } from '../dist/src/profiles/profile.js';
-import { writeResponse } from '../dist/src/node.js';
+import { enterWorkGate, workGateState } from '../dist/src/http/work-gate.js';
+import { MSG_LEAKS_OFF } from '../dist/src/errors.js';
+import { MSG_DELTA_UNMOUNTED } from '../dist/src/errors.js';
+import { writeResponse } from '../dist/src/http/writer.js';
 import { cpuProfileRunning } from '../dist/src/profiles/cpu.js';
 import { eventually } from './helpers.mjs';
 
@@ -111,7 +111,7 @@ test('a switched-off leaks profile answers 404 at once, even with the gate full'
     for (const path of ['/debug/pprof/leaks', '/debug/pprof/leaks?debug=1', '/debug/pprof/goroutineleak']) {
       const response = await handler.handle(request(path));
       assert.equal(response.status, 404, path);
-      assert.equal(await text(response.body), MSG_LEAKS_OFF + '\n');
+      assert.equal(await text(response.body), MSG_LEAKS_OFF);
     }
   } finally {
     await release();
@@ -199,7 +199,7 @@ test('closing the mount mid-request says so: a waiting delta gets 503 saying unm
     await middleware.close();
     const deltaResponse = await delta;
     assert.equal(deltaResponse.status, 503);
-    assert.equal(await deltaResponse.text(), MSG_DELTA_UNMOUNTED + '\n');
+    assert.equal(await deltaResponse.text(), MSG_DELTA_UNMOUNTED);
     const profileResponse = await profile;
     assert.equal(profileResponse.status, 200);
     const note = profileResponse.headers.get('x-taskprof-cut-short');

@@ -9,7 +9,7 @@ import express from 'express';
 import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
 import { parseGroups } from './helpers.mjs';
-import { MSG_SNAPSHOT_OFF } from '../dist/src/profiles/heapsnapshot.js';
+import { MSG_SNAPSHOT_OFF } from '../dist/src/errors.js';
 
 const timers = [];
 const retained = [];
@@ -109,7 +109,7 @@ test('bad seconds and combinations get 400 with Go\'s wording', async () => {
     ['/debug/pprof/tasks?seconds=1&seconds=2', 'parameter "seconds" may be given only once\n'],
     ['/debug/pprof/leaks?seconds=1', '"seconds" parameter is not supported for this profile type\n'],
     // A switched-off profile says so first: no other parameter can help it.
-    ['/debug/pprof/heapsnapshot?seconds=1', `${MSG_SNAPSHOT_OFF}\n`, 403],
+    ['/debug/pprof/heapsnapshot?seconds=1', MSG_SNAPSHOT_OFF, 403],
   ];
   for (const [path, message, status = 400] of cases) {
     const res = await fetch(app.base + path);

@@ -19,7 +19,7 @@ import taskprofHttp from 'taskprof/http';
 import { startTracking, stopTracking, taskCount, trackingSettings } from 'taskprof';
 // Internals, to observe the cleanup itself: the same module instances the
 // adapters use ('taskprof' resolves to dist/ through the package's exports).
-import { post } from '../dist/src/inspector.js';
+import { post } from '../dist/src/v8/inspector.js';
 import { tracker } from '../dist/src/tracker/tracker.js';
 
 const initialTracking = trackingSettings();

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { createDebugHandler } from '../dist/src/handler.js';
+import { createDebugHandler } from '../dist/src/http/handler.js';
 import { resolveOptions } from '../dist/src/options.js';
 import { startTracking } from 'taskprof';
 import { makeCache } from './fixtures/leaky-app.mjs';

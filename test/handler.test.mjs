@@ -5,13 +5,15 @@ import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { Profile } from 'pprof-format';
-import { createDebugHandler, MSG_METHOD, MSG_UNKNOWN_PROFILE } from '../dist/src/handler.js';
-import { MSG_BAD_TOKEN, MSG_NOT_AUTHORIZED, MSG_NOT_LOCAL } from '../dist/src/access.js';
+import { createDebugHandler } from '../dist/src/http/handler.js';
+import { MSG_METHOD, MSG_UNKNOWN_PROFILE } from '../dist/src/errors.js';
+import { MSG_BAD_TOKEN, MSG_NOT_AUTHORIZED, MSG_NOT_LOCAL } from '../dist/src/errors.js';
 import { resolveOptions } from '../dist/src/options.js';
 import { createRegistry } from '../dist/src/profiles/registry.js';
-import { loadEngine } from '../dist/src/engine.js';
+import { loadEngine } from '../dist/src/v8/engine.js';
 import { startTracking } from 'taskprof';
 import { makeCache } from './fixtures/leaky-app.mjs';
+import { errorCases } from './fixtures/error-cases.mjs';
 
 startTracking({ mode: 'full' });
 
@@ -42,34 +44,17 @@ async function bodyText(response) {
   return typeof response.body === 'string' ? response.body : Buffer.from(response.body ?? '').toString();
 }
 
-const errorCases = [
-  ['unknown profile', request('/debug/pprof/nosuch'), 404, MSG_UNKNOWN_PROFILE],
-  ['percent-encoding in the path', request('/debug/pprof/%E0%A4%A'), 400, 'Bad path: percent-encoded characters are not accepted in the path; send the canonical path (such as /debug/pprof/tasks)\n'],
-  ['debug=abc', request('/debug/pprof/tasks?debug=abc'), 400, 'invalid value for "debug" - must be 0, 1 or 2\n'],
-  ['debug=7', request('/debug/pprof/tasks?debug=7'), 400, 'invalid value for "debug" - must be 0, 1 or 2\n'],
-  ['debug=-1', request('/debug/pprof/tasks?debug=-1'), 400, 'invalid value for "debug" - must be 0, 1 or 2\n'],
-  ['debug empty', request('/debug/pprof/tasks?debug='), 400, 'invalid value for "debug" - must be 0, 1 or 2\n'],
-  ['format=xml', request('/debug/pprof/tasks?format=xml'), 400, 'invalid value for "format" - must be json\n'],
-  ['repeated debug', request('/debug/pprof/tasks?debug=1&debug=2'), 400, 'parameter "debug" may be given only once\n'],
-  ['POST', request('/debug/pprof/tasks', { method: 'POST' }), 405, MSG_METHOD],
-  ['DELETE', request('/debug/pprof/', { method: 'DELETE' }), 405, MSG_METHOD],
-  ['remote address', request('/debug/pprof/', { remoteAddress: '10.1.2.3' }), 403, MSG_NOT_LOCAL],
-  ['no address', request('/debug/pprof/', { remoteAddress: undefined }), 403, MSG_NOT_LOCAL],
-  ['X-Forwarded-For from loopback', request('/debug/pprof/', { headers: { 'x-forwarded-for': '1.2.3.4' } }), 403, MSG_NOT_LOCAL],
-  ['Forwarded from loopback', request('/debug/pprof/', { headers: { forwarded: 'for=1.2.3.4' } }), 403, MSG_NOT_LOCAL],
-  ['X-Real-IP from loopback', request('/debug/pprof/', { headers: { 'x-real-ip': '1.2.3.4' } }), 403, MSG_NOT_LOCAL],
-];
-
-for (const [name, req, status, body] of errorCases) {
+for (const { name, path, method, headers, remoteAddress, status, body, allow } of errorCases) {
   test(`error: ${name} -> ${status}`, async () => {
-    const response = await handlerFor().handle(req);
+    const overrides = { ...(method && { method }), ...(headers && { headers }), ...(remoteAddress !== undefined && { remoteAddress: remoteAddress ?? undefined }) };
+    const response = await handlerFor({ maxProfileSeconds: 300 }).handle(request(path, overrides));
     assert.equal(response.status, status);
     assert.equal(await bodyText(response), body);
     assert.equal(response.headers['Content-Type'], 'text/plain; charset=utf-8');
     assert.equal(response.headers['Cache-Control'], 'no-store');
     assert.equal(response.headers['X-Content-Type-Options'], 'nosniff');
     assert.equal(response.headers['Content-Disposition'], undefined);
-    if (status === 405) assert.equal(response.headers.Allow, 'GET, HEAD');
+    assert.equal(response.headers.Allow, allow);
   });
 }
 

@@ -2,7 +2,7 @@
 // as `go tool pprof`, Pyroscope and Grafana expect.
 import { gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
-import type { StackFrame } from '../stack.js';
+import type { StackFrame } from '../stacks/stack.js';
 
 export interface PprofSample {
   /** One value per sample type. */

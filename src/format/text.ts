@@ -1,5 +1,5 @@
 // Small text helpers shared by the text listings.
-import { displayPath, type StackFrame } from '../stack.js';
+import { displayPath, type StackFrame } from '../stacks/stack.js';
 
 /** A Go-style duration: 350ms, 4.2s, 14m3s, 2h5m0s. */
 export function formatAge(ms: number): string {

@@ -1,10 +1,11 @@
 // GET <prefix>/pprof/profile?seconds=N: a CPU profile from V8's sampling
 // profiler, as pprof (go tool pprof) or .cpuprofile (Chrome DevTools).
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ProfilerEngine } from '../engine.js';
+import type { ProfilerEngine } from '../v8/engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
-import { fromCallFrame, type StackFrame } from '../stack.js';
-import { ProfileError, UnmountedError, parseSeconds, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { fromCallFrame, type StackFrame } from '../stacks/stack.js';
+import { MSG_CPU_BUSY, ProfileError, msgCouldNot } from '../errors.js';
+import { UnmountedError, parseSeconds, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 /** V8's .cpuprofile, as Profiler.stop returns it. */
 export interface CpuProfile {
@@ -23,7 +24,6 @@ export interface CpuProfile {
 export const cpuSamplingIntervalUs = 10_000;
 const defaultSeconds = 30;
 
-export const MSG_CPU_BUSY = 'Too many requests: a CPU profile is already being taken; one runs at a time';
 
 /** .cpuprofile to pprof samples: one per distinct stack, with sample count and CPU time. */
 export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, startedAtMs: number, comments: readonly string[] = []): Uint8Array {
@@ -102,7 +102,7 @@ export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): Pr
           profile = await engine.stopCpu();
         }
       } catch (error) {
-        throw new ProfileError(500, `Could not take a CPU profile: ${(error as Error).message}`);
+        throw new ProfileError(500, msgCouldNot('take a CPU profile', error));
       } finally {
         busyUntil = 0;
       }

@@ -1,11 +1,12 @@
 // GET <prefix>/pprof/heap: what is live now, from V8's sampling heap
 // profiler, which taskprof starts when it is mounted (a profile started per
 // request would only see that request's allocations).
-import type { ProfilerEngine } from '../engine.js';
+import type { ProfilerEngine } from '../v8/engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
 import { formatPosition } from '../format/text.js';
-import { fromCallFrame, type StackFrame } from '../stack.js';
-import { ProfileError, waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { fromCallFrame, type StackFrame } from '../stacks/stack.js';
+import { MSG_ALLOCS_OFF, MSG_HEAP_OFF, MSG_SAMPLING_OFF, ProfileError, msgCouldNot, msgInvalidValue } from '../errors.js';
+import { waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 interface SamplingHeapProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
@@ -22,7 +23,6 @@ export interface SamplingHeapProfile {
   samples?: Array<{ size: number; nodeId: number; ordinal: number }>;
 }
 
-export const defaultHeapSamplingBytes = 512 * 1024;
 
 /** The continuous sampler: one per process, shared by every mount. */
 export const heapSampler = {
@@ -144,12 +144,6 @@ function heapText(sites: Site[], kind: 'inuse' | 'allocs', deltaSeconds: number 
   return out;
 }
 
-export const MSG_ALLOCS_OFF =
-  'allocs is not available: V8 runs one sampling heap profiler per process, and it samples live objects for heap; ' +
-  'set the heapSampling: "allocs" option to sample every allocation (freed ones too) instead';
-export const MSG_HEAP_OFF =
-  'heap is not available: the heapSampling option is "allocs", so the sampler keeps freed objects and cannot tell what is live; use allocs';
-export const MSG_SAMPLING_OFF = 'heap and allocs are not available: the heapSampling option is "off" (no sampling heap profiler runs)';
 
 /**
  * `heap` and `allocs` read the same sampler; the heapSampling option decides
@@ -178,14 +172,14 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
       const off = this.unavailable?.();
       if (off !== undefined) throw off;
       const gc = query.params.get('gc');
-      if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, 'invalid value for "gc" - must be 0 or 1');
+      if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, msgInvalidValue('gc', '0 or 1'));
       const read = async (): Promise<SamplingHeapProfile> => {
         try {
           await heapSampler.start(engine, intervalBytes, includeCollected);
           if (gc === '1') await engine.collectGarbage();
           return await engine.heapProfile();
         } catch (error) {
-          throw new ProfileError(500, `Could not read the heap profile: ${(error as Error).message}`);
+          throw new ProfileError(500, msgCouldNot('read the heap profile', error));
         }
       };
       let profile = await query.gated(read);

@@ -5,11 +5,9 @@ import { createReadStream, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir, freemem } from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { MSG_SNAPSHOT_BUSY, MSG_SNAPSHOT_OFF, ProfileError, msgCouldNot, msgSnapshotMemoryUnknown, msgSnapshotTooBig } from '../errors.js';
+import { type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
-export const MSG_SNAPSHOT_OFF =
-  'Forbidden: heap snapshots contain every secret in memory and are off; set the "heapSnapshot: true" option to allow them';
-export const MSG_SNAPSHOT_BUSY = 'Too many requests: a heap snapshot is already being taken; one runs at a time';
 
 /** Bytes free for a snapshot: the container's limit where one applies, else free system memory. */
 export function defaultAvailableMemory(): number {
@@ -70,10 +68,10 @@ export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () 
       const required = snapshotMemoryFactor * v8.getHeapStatistics().used_heap_size;
       const available = readAvailableMemory(availableMemory);
       if (typeof available === 'string') {
-        throw new ProfileError(507, `Insufficient storage: a heap snapshot needs about ${mib(required)} (${snapshotMemoryFactor} times the used heap), and ${available}, so taskprof cannot tell that it fits`);
+        throw new ProfileError(507, msgSnapshotMemoryUnknown(mib(required), available));
       }
       if (required > available) {
-        throw new ProfileError(507, `Insufficient storage: a heap snapshot needs about ${mib(required)} (${snapshotMemoryFactor} times the used heap) and ${mib(available)} is available`);
+        throw new ProfileError(507, msgSnapshotTooBig(mib(required), mib(available)));
       }
       busy = true;
       // V8 writes the snapshot to a file as it serializes it; the response
@@ -90,7 +88,7 @@ export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () 
       } catch (error) {
         busy = false;
         removeDir();
-        throw new ProfileError(500, `Could not take a heap snapshot: ${(error as Error).message}`);
+        throw new ProfileError(500, msgCouldNot('take a heap snapshot', error));
       }
       // Removed now, read through the open descriptor: nothing is left in the
       // temporary directory even if the process ends mid-download. (Where an

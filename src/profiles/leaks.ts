@@ -1,15 +1,15 @@
 // GET <prefix>/pprof/leaks: the task groups the growth detector finds growing
 // steadily, and abandoned tasks (collected without ever settling) by site.
-import { growthDetector as defaultDetector, type GrowthDetector, type Suspect } from '../growth.js';
+import { growthDetector as defaultDetector, type GrowthDetector, type Suspect } from '../detect/growth.js';
 import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
-import { framesOf } from '../stack.js';
-import { emptyLabels, formatLabels } from '../labels.js';
+import { framesOf } from '../stacks/stack.js';
+import { emptyLabels, formatLabels } from '../labels/labels.js';
 import { formatAge, frameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
-import { ProfileError, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { MSG_LEAKS_OFF, ProfileError } from '../errors.js';
+import { type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 import { JSON_TYPE, PPROF, TEXT, pprofStack } from './tasks.js';
 
-export const MSG_LEAKS_OFF = 'leaks is not available: the leakDetection option is false (no growth detector runs)';
 
 function rate(perMinute: number): string {
   return perMinute >= 10 ? perMinute.toFixed(0) : perMinute.toFixed(1);

@@ -1,6 +1,7 @@
 // The shape every built-in profile has; the index page, the counts and the
 // routes all come from the registry of these.
 import type { Readable } from 'node:stream';
+import { MSG_DELTA_CLIENT_LEFT, MSG_DELTA_UNMOUNTED, ProfileError, msgInvalidSeconds } from '../errors.js';
 
 export type ResponseBody = string | Uint8Array | Readable | undefined;
 
@@ -59,16 +60,6 @@ export interface ProfileDefinition {
   write(query: ProfileQuery): ProfileOutput | Promise<ProfileOutput>;
 }
 
-/** A refusal with its status and message, answered through the handler's serveError. */
-export class ProfileError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
 
 /** Parses `seconds` (1 to max); `fallback` when absent. */
 export function parseSeconds(params: URLSearchParams, max: number, fallback: number): number {
@@ -76,7 +67,7 @@ export function parseSeconds(params: URLSearchParams, max: number, fallback: num
   if (raw === null) return Math.min(fallback, max);
   const seconds = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
   if (!(seconds >= 1 && seconds <= max)) {
-    throw new ProfileError(400, `invalid value for "seconds" - must be an integer from 1 to ${max} (maxProfileSeconds)`);
+    throw new ProfileError(400, msgInvalidSeconds(max));
   }
   return seconds;
 }
@@ -88,8 +79,6 @@ export class UnmountedError extends Error {
   }
 }
 
-export const MSG_DELTA_UNMOUNTED = 'Service unavailable: taskprof was unmounted (its middleware or server closed) during the wait; the delta profile is cancelled';
-export const MSG_DELTA_CLIENT_LEFT = 'the delta profile was cancelled: the client went away during the wait';
 
 /** Waits between the two reads of a delta profile; ends early (rejecting) when the client goes away or the mount closes. */
 export function waitDelta(seconds: number, signal: AbortSignal): Promise<void> {

@@ -7,7 +7,7 @@ import { createCpuProfile } from './cpu.js';
 import { createHeapProfiles } from './heap.js';
 import { createHeapSnapshotProfile, defaultAvailableMemory } from './heapsnapshot.js';
 import { createLeaksProfile } from './leaks.js';
-import type { ProfilerEngine } from '../engine.js';
+import type { ProfilerEngine } from '../v8/engine.js';
 
 export interface ProfileRegistry {
   readonly profiles: readonly ProfileDefinition[];

@@ -3,18 +3,18 @@ import { Readable } from 'node:stream';
 import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
 import { listTasks, type TaskGroup, type TaskListing } from '../tasks/groups.js';
 import { taskEntry, type TaskEntry } from '../tasks/entry.js';
-import { formatLabels } from '../labels.js';
+import { formatLabels } from '../labels/labels.js';
 import { formatAge, formatPosition, frameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
 import { waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
-import type { StackFrame } from '../stack.js';
+import type { StackFrame } from '../stacks/stack.js';
 
 export const TEXT = 'text/plain; charset=utf-8';
 export const JSON_TYPE = 'application/json; charset=utf-8';
 export const PPROF = 'application/octet-stream';
 
 /** Go caps its full goroutine dump at 64 MiB; so do we. */
-export const defaultDumpLimitBytes = 64 * 1024 * 1024;
+import { defaultDumpLimitBytes } from '../defaults.js';
 // Chunks written to the stream at once while dumping.
 const dumpChunkBytes = 64 * 1024;
 

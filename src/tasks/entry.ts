@@ -1,7 +1,7 @@
 // One task as debug=2 and the leak check show it.
 import type { TaskRecord } from '../tracker/types.js';
-import { framesOf, type StackFrame } from '../stack.js';
-import { emptyLabels, type Labels } from '../labels.js';
+import { framesOf, type StackFrame } from '../stacks/stack.js';
+import { emptyLabels, type Labels } from '../labels/labels.js';
 import { describeTask } from './describe.js';
 
 export interface TaskEntry {

@@ -7,8 +7,8 @@
 // (and detail) as having no stack.
 import type { Tracker } from '../tracker/tracker.js';
 import type { TaskRecord, TypeCount } from '../tracker/types.js';
-import { framesOf, type StackEntry, type StackFrame } from '../stack.js';
-import { emptyLabels, type Labels } from '../labels.js';
+import { framesOf, type StackEntry, type StackFrame } from '../stacks/stack.js';
+import { emptyLabels, type Labels } from '../labels/labels.js';
 import { describeTask } from './describe.js';
 
 export interface TaskGroup {

@@ -8,8 +8,8 @@
 // are events here, so records hold their handle until it ends.
 import dc from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
-import { labelContext, ownWork, type LabelSet } from '../labels.js';
-import { resourceCaptureDepth, type StackEntry } from '../stack.js';
+import { labelContext, ownWork, type LabelSet } from '../labels/labels.js';
+import { resourceCaptureDepth, type StackEntry } from '../stacks/stack.js';
 import type { Session, TrackedTask } from './session.js';
 import { EXACT } from './stack-budget.js';
 import { recordOf, resourceStamp } from './task-stamp.js';

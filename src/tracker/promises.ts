@@ -12,8 +12,8 @@
 // and keeps the states that wait few and young (a longer wait had them
 // promoted, and cost more in collections than everything else here).
 import v8 from 'node:v8';
-import { labelContext, ownWork, type LabelSet } from '../labels.js';
-import { promiseCaptureDepth } from '../stack.js';
+import { labelContext, ownWork, type LabelSet } from '../labels/labels.js';
+import { promiseCaptureDepth } from '../stacks/stack.js';
 import type { Session, TrackedTask, TypeCounts } from './session.js';
 import { EXACT, type CaptureWindow } from './stack-budget.js';
 import { PromiseTask, Tombstone, labelsOf, promiseStamp } from './task-stamp.js';

@@ -4,8 +4,8 @@
 // every callback. Some resources end only when collected (their destroy
 // comes from the garbage collector), so records see them weakly.
 import asyncHooks from 'node:async_hooks';
-import { labelContext, ownWork, type LabelSet } from '../labels.js';
-import { resourceCaptureDepth, timerCaptureDepth, type StackEntry } from '../stack.js';
+import { labelContext, ownWork, type LabelSet } from '../labels/labels.js';
+import { resourceCaptureDepth, timerCaptureDepth, type StackEntry } from '../stacks/stack.js';
 import type { Session, TrackedTask } from './session.js';
 import { EXACT } from './stack-budget.js';
 import { labelsOf, promiseStamp, resourceStamp } from './task-stamp.js';

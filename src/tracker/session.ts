@@ -3,9 +3,9 @@
 // describe), the stack budget and the interned stacks. Hooks hold the
 // session they were installed for, so that tasks of an earlier session
 // never touch a later one's counts.
-import type { LabelSet } from '../labels.js';
-import { captureStackKey, OWN_TASK, StackTable, type StackEntry } from '../stack.js';
-import type { RouteTally } from '../routes.js';
+import type { LabelSet } from '../labels/labels.js';
+import { captureStackKey, OWN_TASK, StackTable, type StackEntry } from '../stacks/stack.js';
+import type { RouteTally } from '../labels/route-tally.js';
 import { StackBudget, type CaptureWindow } from './stack-budget.js';
 import type { TaskRecord, TrackerSettings } from './types.js';
 

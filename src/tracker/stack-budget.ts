@@ -10,7 +10,7 @@
 // its record stands for n/few tasks (its weight): an unbiased estimate
 // however a burst's tasks are ordered (taking the first ones that came put
 // a burst's every stack at its first sites).
-import type { LabelSet } from '../labels.js';
+import type { LabelSet } from '../labels/labels.js';
 
 /** The weight of a task whose stack every task of its class got: it stands for itself. */
 export const EXACT = 1;

@@ -4,7 +4,7 @@
 // carries). Two slot kinds, not one: each slot's code then sees one family
 // of hidden classes, and V8 keeps its property accesses fast (one shared
 // slot went megamorphic and cost more than the rest of the tracking).
-import { LabelSet } from '../labels.js';
+import { LabelSet } from '../labels/labels.js';
 import { createStamp } from './stamp.js';
 import { TrackedTask } from './session.js';
 import type { CaptureWindow } from './stack-budget.js';

@@ -9,8 +9,8 @@
 // way, through TimersList's first assignment, and, for a list made before
 // tracking started, from the first timer appended to it.
 import asyncHooks from 'node:async_hooks';
-import { labelContext, ownWork } from '../labels.js';
-import { timerCaptureDepth } from '../stack.js';
+import { labelContext, ownWork } from '../labels/labels.js';
+import { timerCaptureDepth } from '../stacks/stack.js';
 import type { Session, TrackedTask } from './session.js';
 import { EXACT } from './stack-budget.js';
 import { createOwnPropertyDefiner } from './stamp.js';

@@ -2,9 +2,9 @@
 // timers, sockets, servers, requests...) and records of the tasks whose
 // creation stack it captured, with their labels and creators. One session
 // per configure(); the mechanisms per mode are in docs/design.md.
-import { ownWork, runWithLabels, type LabelSet } from '../labels.js';
-import { RouteTally, type RouteCount } from '../routes.js';
-import type { StackEntry } from '../stack.js';
+import { ownWork, runWithLabels, type LabelSet } from '../labels/labels.js';
+import { RouteTally, type RouteCount } from '../labels/route-tally.js';
+import type { StackEntry } from '../stacks/stack.js';
 import { resourceHookSeesPromises } from './probes.js';
 import { trackPromises, type PromiseTracking } from './promises.js';
 import { trackTimers, TIMEOUT_TYPE, type TimerTracking } from './timers.js';

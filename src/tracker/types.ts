@@ -1,6 +1,6 @@
 // What the tracker records and reports, and its settings.
-import type { LabelSet } from '../labels.js';
-import type { StackEntry } from '../stack.js';
+import type { LabelSet } from '../labels/labels.js';
+import type { StackEntry } from '../stacks/stack.js';
 
 export type TrackingMode = 'full' | 'sampled' | 'counts' | 'off';
 export const trackingModes: readonly TrackingMode[] = ['full', 'sampled', 'counts', 'off'];

@@ -3,11 +3,10 @@
 // the app installs it and selects it.
 import { createRequire } from 'node:module';
 import { post } from './inspector.js';
-import type { CpuProfile } from './profiles/cpu.js';
-import type { SamplingHeapProfile } from './profiles/heap.js';
+import type { CpuProfile } from '../profiles/cpu.js';
+import type { SamplingHeapProfile } from '../profiles/heap.js';
 
 export type ProfilerEngineName = 'inspector' | 'v8-profiler-next';
-export const profilerEngines: readonly ProfilerEngineName[] = ['inspector', 'v8-profiler-next'];
 
 export interface ProfilerEngine {
   readonly name: ProfilerEngineName;

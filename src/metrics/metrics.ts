@@ -5,13 +5,12 @@
 // from counts the tracker keeps up to date; only live timers are counted by
 // walking Node's timer lists (docs/design.md).
 import { Counter, Gauge, Registry } from 'prom-client';
-import { tracker as defaultTracker, type TaskSnapshot, type Tracker } from './tracker/tracker.js';
-import type { TypeCount } from './tracker/types.js';
-import { growthDetector as defaultDetector, type GrowthDetector } from './growth.js';
+import { tracker as defaultTracker, type TaskSnapshot, type Tracker } from '../tracker/tracker.js';
+import type { TypeCount } from '../tracker/types.js';
+import { growthDetector as defaultDetector, type GrowthDetector } from '../detect/growth.js';
 
 export type PromRegistry = Registry<'text/plain; version=0.0.4; charset=utf-8'> | Registry<'application/openmetrics-text; version=1.0.0; charset=utf-8'>;
 
-export const defaultMetricsPrefix = 'taskprof_';
 
 // The metrics of one scrape are collected one after another in the same
 // turn (prom-client calls every collect() before awaiting any): they share

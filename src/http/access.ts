@@ -1,9 +1,10 @@
 // Who may read the debug endpoints: loopback only unless the app says otherwise.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { DebugRequestInfo, ResolvedOptions } from './options.js';
+import type { DebugRequestInfo, ResolvedOptions } from '../options.js';
+import { MSG_BAD_TOKEN, MSG_NOT_AUTHORIZED, MSG_NOT_LOCAL } from '../errors.js';
 
-export type AccessDecision = { allowed: true } | { allowed: false; status: 401 | 403; message: string; headers?: Record<string, string> };
+export type AccessDecision = { allowed: true } | { allowed: false; status: 401 | 403; body: string; headers?: Record<string, string> };
 
 // Headers a proxy or CDN adds: a request that carries one came through it,
 // whatever its socket's address. (A same-host proxy that adds none cannot be
@@ -22,11 +23,6 @@ const proxyHeaders = [
   'fastly-client-ip',
 ] as const;
 
-export const MSG_NOT_LOCAL =
-  'Forbidden: taskprof answers loopback requests only, and a request carrying a proxy header (Forwarded, X-Forwarded-*, X-Real-IP, Via, True-Client-IP, CF-Connecting-IP, X-Client-IP, X-Cluster-Client-IP, Fastly-Client-IP) is not local. ' +
-  'To allow other clients, set the "token" option and send "Authorization: Bearer <token>", or set an "authorize" callback.\n';
-export const MSG_BAD_TOKEN = 'Unauthorized: send "Authorization: Bearer <token>" with the token set in the "token" option.\n';
-export const MSG_NOT_AUTHORIZED = 'Forbidden: the "authorize" callback refused this request.\n';
 
 export function isLoopback(address: string | undefined): boolean {
   if (address === undefined) return false;
@@ -61,11 +57,11 @@ export async function checkAccess(request: DebugRequestInfo, options: ResolvedOp
     } catch {
       ok = false;
     }
-    return ok ? { allowed: true } : { allowed: false, status: 403, message: MSG_NOT_AUTHORIZED };
+    return ok ? { allowed: true } : { allowed: false, status: 403, body: MSG_NOT_AUTHORIZED };
   }
   if (token !== undefined) {
-    return { allowed: false, status: 401, message: MSG_BAD_TOKEN, headers: { 'WWW-Authenticate': 'Bearer realm="taskprof"' } };
+    return { allowed: false, status: 401, body: MSG_BAD_TOKEN, headers: { 'WWW-Authenticate': 'Bearer realm="taskprof"' } };
   }
   if (isLoopback(request.remoteAddress) && !hasProxyHeaders(request.headers)) return { allowed: true };
-  return { allowed: false, status: 403, message: MSG_NOT_LOCAL };
+  return { allowed: false, status: 403, body: MSG_NOT_LOCAL };
 }

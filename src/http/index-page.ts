@@ -1,9 +1,9 @@
 // GET <prefix>/pprof/ : the index page, in the shape of Go's.
-import type { ProfileRegistry } from './registry.js';
-import { otherEndpoints } from './registry.js';
-import { growthDetector, type GrowthDetector } from '../growth.js';
-import { framesOf } from '../stack.js';
-import { formatLabels } from '../labels.js';
+import type { ProfileRegistry } from '../profiles/registry.js';
+import { otherEndpoints } from '../profiles/registry.js';
+import { growthDetector, type GrowthDetector } from '../detect/growth.js';
+import { framesOf } from '../stacks/stack.js';
+import { formatLabels } from '../labels/labels.js';
 import { formatAge, formatPosition } from '../format/text.js';
 
 // Series colours (Tableau 10): told apart by most colour-blind readers.

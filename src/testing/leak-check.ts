@@ -3,14 +3,14 @@
 // while a check runs, and put back as it was when the last check ends.
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { tracker } from './tracker/tracker.js';
-import { PROMISE_TYPE, type TaskRecord, type TrackerSettings } from './tracker/types.js';
-import { describeTask } from './tasks/describe.js';
-import { framesOf, type StackFrame } from './stack.js';
-import { taskEntry } from './tasks/entry.js';
-import { taskText } from './profiles/tasks.js';
-import { trackingHold } from './node.js';
-import { ownWork, runWithLabels } from './labels.js';
+import { tracker } from '../tracker/tracker.js';
+import { PROMISE_TYPE, type TaskRecord, type TrackerSettings } from '../tracker/types.js';
+import { describeTask } from '../tasks/describe.js';
+import { framesOf, type StackFrame } from '../stacks/stack.js';
+import { taskEntry } from '../tasks/entry.js';
+import { taskText } from '../profiles/tasks.js';
+import { holdFullTracking, releaseFullTracking } from '../tracker/control.js';
+import { ownWork, runWithLabels } from '../labels/labels.js';
 
 export type SitePattern = string | RegExp;
 
@@ -153,19 +153,14 @@ let savedSettings: TrackerSettings | undefined;
 
 function forceFullTracking(): void {
   if (running++ > 0) return;
-  savedSettings = { ...tracker.settings };
-  trackingHold.active = true;
-  trackingHold.deferred = undefined;
-  if (savedSettings.mode !== 'full') tracker.configure({ ...savedSettings, mode: 'full' });
+  savedSettings = holdFullTracking();
 }
 
 function restoreTracking(): void {
   if (--running > 0 || savedSettings === undefined) return;
-  const next = trackingHold.deferred ?? savedSettings;
-  trackingHold.active = false;
-  trackingHold.deferred = undefined;
+  const saved = savedSettings;
   savedSettings = undefined;
-  tracker.configure(next);
+  releaseFullTracking(saved);
 }
 
 // A pending promise nobody references is garbage, not a leak: collect it

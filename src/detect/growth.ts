@@ -2,11 +2,11 @@
 // site and labels) at an interval, keeps a window of those counts in fixed
 // arrays, and flags the groups that keep growing. Node's counterpart of Go's
 // goroutineleak profile, found by trend instead of by reachability.
-import { tracker as defaultTracker, type Tracker } from './tracker/tracker.js';
-import type { TypeCount } from './tracker/types.js';
-import { listTasks, type TaskGroup } from './tasks/groups.js';
-import type { StackEntry } from './stack.js';
-import type { Labels } from './labels.js';
+import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
+import type { TypeCount } from '../tracker/types.js';
+import { listTasks, type TaskGroup } from '../tasks/groups.js';
+import type { StackEntry } from '../stacks/stack.js';
+import type { Labels } from '../labels/labels.js';
 
 export interface LeakDetectionOptions {
   /** How often group counts are sampled, in ms. Default 10000. */
@@ -23,13 +23,6 @@ export interface LeakDetectionOptions {
 
 export type LeakDetectionSettings = Required<LeakDetectionOptions>;
 
-export const defaultLeakDetection: LeakDetectionSettings = {
-  intervalMs: 10_000,
-  windowMs: 30 * 60_000,
-  minSamples: 12,
-  minGrowth: 10,
-  maxGroups: 500,
-};
 
 // Kendall's tau over the growth span at or above which a series counts as
 // steadily growing: 1 is a series that only rises; noise around a level gives
@@ -331,7 +324,6 @@ export function kendallTau(series: ArrayLike<number>, from: number, to: number):
 }
 
 /** Most samples a window may hold (8 hours at the default interval): bounds memory (4 bytes per sample per group) and work. */
-export const maxWindowSamples = 2880;
 
 /** The process-wide detector, started by the first mount. */
 export const growthDetector = new GrowthDetector();

@@ -1,131 +1,41 @@
-// What every adapter shares: turning node's request into a DebugRequest,
-// writing a DebugResponse to node's response (streams with back-pressure,
-// stop on client abort, a 500 only while headers are unsent), and the label
-// scope each app request runs in.
+// Mounting: what every adapter shares. Resolves the options, starts and
+// refcounts what mounts share (tracking, the growth detector, runtime stats,
+// the heap sampler, the signal dump, the inspector session), turns node's
+// request into a DebugRequest and hands the answer to the writer, and runs
+// each app request in its label scope.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from './options.js';
-import { createDebugHandler, MSG_INTERNAL, type DebugHandler, type DebugResponse } from './handler.js';
-import { LabelSet, ownWork, runWithLabels, type Labels } from './labels.js';
-import { tracker } from './tracker/tracker.js';
-import { defaultTrackerSettings, type TrackerSettings } from './tracker/types.js';
-import { loadEngine } from './engine.js';
-import { heapSampler } from './profiles/heap.js';
-import { UnmountedError } from './profiles/profile.js';
-import { startRuntimeStats, stopRuntimeStats } from './vars.js';
-import { defaultLeakDetection, growthDetector } from './growth.js';
-import { installDumpOnSignal, uninstallDumpOnSignal } from './dump.js';
-import { disconnectInspector } from './inspector.js';
+import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from '../options.js';
+import { createDebugHandler, type DebugHandler } from './handler.js';
+import { MSG_INTERNAL, MSG_NOT_FOUND, serveError } from '../errors.js';
+import { LabelSet, ownWork, runWithLabels, type Labels } from '../labels/labels.js';
+import { tracker } from '../tracker/tracker.js';
+import { defaultTrackerSettings } from '../tracker/types.js';
+import { configureTracking, releaseTracking, trackingChosen } from '../tracker/control.js';
+import { writeResponse } from './writer.js';
+import { loadEngine } from '../v8/engine.js';
+import { heapSampler } from '../profiles/heap.js';
+import { UnmountedError } from '../profiles/profile.js';
+import { startRuntimeStats, stopRuntimeStats } from '../metrics/runtime-stats.js';
+import { growthDetector } from '../detect/growth.js';
+import { defaultLeakDetection } from '../defaults.js';
+import { installDumpOnSignal, uninstallDumpOnSignal } from '../dump/signal-dump.js';
+import { disconnectInspector } from '../v8/inspector.js';
+
+/** Starts (or reconfigures) the process-wide tracker from mount options. */
+function applyTracking(options: ResolvedOptions): void {
+  if (options.tracking === undefined && trackingChosen()) return;
+  configureTracking({
+    mode: options.tracking ?? defaultTrackerSettings.mode,
+    stackBudget: options.stackBudget,
+    maxTasks: options.maxTasks,
+  });
+}
 
 /** Starts the growth detector from mount options: the first mount starts it, a mount with settings restarts it. */
 function applyLeakDetection(options: ResolvedOptions): void {
   if (options.leakDetection === false) return;
   if (options.leakDetection === undefined && growthDetector.running) return;
   growthDetector.start(options.leakDetection ?? defaultLeakDetection);
-}
-
-export function writeResponse(res: ServerResponse, response: DebugResponse, head: boolean): void {
-  if (res.headersSent || res.destroyed) {
-    if (response.body instanceof Readable) response.body.destroy();
-    return;
-  }
-  const body = response.body;
-  const sendHead = (): void => {
-    res.statusCode = response.status;
-    for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
-  };
-  if (body instanceof Readable) {
-    if (head) {
-      body.destroy();
-      sendHead();
-      res.end();
-      return;
-    }
-    void streamBody(res, body, sendHead);
-    return;
-  }
-  sendHead();
-  if (body !== undefined) res.setHeader('Content-Length', typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
-  if (head || body === undefined) res.end();
-  else res.end(body);
-}
-
-/**
- * Streams a body with back-pressure. The status and headers go out with
- * the first chunk, so that a body failing before it gets a plain 500 (no
- * success headers, no Content-Disposition); one failing later cuts the
- * connection, the only way left to say the body is incomplete.
- */
-async function streamBody(res: ServerResponse, body: Readable, sendHead: () => void): Promise<void> {
-  const stop = (): void => {
-    body.destroy();
-  };
-  res.once('close', stop);
-  // As body.pipe(res) would: what watches the response for 'pipe' sees the body.
-  res.emit('pipe', body);
-  try {
-    for await (const chunk of body) {
-      if (res.destroyed) return;
-      if (!res.headersSent) sendHead();
-      if (!res.write(chunk)) await drained(res, body);
-    }
-    if (res.destroyed) return;
-    if (!res.headersSent) sendHead();
-    res.end();
-  } catch {
-    if (res.destroyed) return;
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.statusCode = 500;
-    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('X-Go-Pprof', '1');
-    res.end(MSG_INTERNAL);
-  } finally {
-    res.off('close', stop);
-  }
-}
-
-/** Resolves once `res` can take more, or either end closed (a body cut off by its own watchdog, say). */
-function drained(res: ServerResponse, body: Readable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      body.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-    body.on('close', done);
-  });
-}
-
-let trackingConfigured = false;
-
-/**
- * While a leak check holds tracking at `full`, what mounts and the API ask
- * for is kept here and applied when the check ends (see src/testing.ts).
- */
-export const trackingHold: { active: boolean; deferred: TrackerSettings | undefined } = { active: false, deferred: undefined };
-
-/** Applies tracker settings now, or after the leak check that holds tracking. */
-export function configureTracking(settings: TrackerSettings): void {
-  trackingConfigured = true;
-  if (trackingHold.active) trackingHold.deferred = { ...settings };
-  else tracker.configure(settings);
-}
-
-/** Starts (or reconfigures) the process-wide tracker from mount options. */
-function applyTracking(options: ResolvedOptions): void {
-  if (options.tracking === undefined && (trackingConfigured || trackingHold.deferred !== undefined)) return;
-  configureTracking({
-    mode: options.tracking ?? defaultTrackerSettings.mode,
-    stackBudget: options.stackBudget,
-    maxTasks: options.maxTasks,
-  });
 }
 
 export interface MountedTaskprof {
@@ -143,6 +53,8 @@ export interface MountedTaskprof {
    * count, its stack budget class), instead of one per request.
    */
   runRouted<T>(method: string, route: string | undefined, next: () => T): T;
+  /** Answers 404 (a path that is not taskprof's, where the adapter has nothing to hand it to). */
+  notFound(res: ServerResponse): void;
   /** Aborts the debug requests in flight (a CPU profile stops at once); for the host's close hook. */
   abortInFlight(): void;
   /**
@@ -176,8 +88,7 @@ async function releaseShared(): Promise<void> {
   growthDetector.stop();
   stopRuntimeStats();
   uninstallDumpOnSignal();
-  configureTracking({ ...tracker.settings, mode: 'off' });
-  trackingConfigured = false;
+  releaseTracking();
   try {
     await heapSampler.stop();
   } finally {
@@ -244,15 +155,14 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
           .handle({ method, url, headers: req.headers, remoteAddress: req.socket?.remoteAddress, native, signal: controller.signal })
           .then((response) => writeResponse(res, response, method === 'HEAD'))
           .catch(() => {
-            if (!res.headersSent) {
-              res.statusCode = 500;
-              res.end(MSG_INTERNAL);
-            } else res.destroy();
+            if (!res.headersSent) writeResponse(res, serveError(500, MSG_INTERNAL), false);
+            else res.destroy();
           })
           .finally(() => handling.delete(done)),
       );
       handling.add(done);
     },
+    notFound: (res) => writeResponse(res, serveError(404, MSG_NOT_FOUND), false),
     labelsEnabled: () => tracker.labelsEnabled,
     runLabelled(labels, next, late) {
       if (!tracker.labelsEnabled) return next();

@@ -3,26 +3,8 @@
 // over HTTP.
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
-import { constants } from 'node:os';
-import { writeProfile } from './index.js';
-import { ownWork, runWithLabels } from './labels.js';
-
-/**
- * Signals that cannot be taken: SIGUSR1 starts Node's inspector; SIGKILL and
- * SIGSTOP cannot be caught; a listener on SIGTERM, SIGINT or SIGHUP would
- * stop them ending the process (an orchestrator's shutdown, Ctrl-C).
- */
-export const refusedSignals: readonly string[] = ['SIGUSR1', 'SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGHUP'];
-
-export function validateDumpSignal(value: unknown): NodeJS.Signals | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || !(value in constants.signals) || refusedSignals.includes(value)) {
-    throw new TypeError(
-      `taskprof: option "dumpOnSignal" must be a signal name such as "SIGUSR2" or "SIGQUIT" (not ${refusedSignals.join(', ')}: SIGUSR1 starts Node's inspector, and the others must keep ending the process), got ${JSON.stringify(value)}`,
-    );
-  }
-  return value as NodeJS.Signals;
-}
+import { writeProfile } from '../profiles/write-profile.js';
+import { ownWork, runWithLabels } from '../labels/labels.js';
 
 const installed = new Map<NodeJS.Signals, { path: string | undefined; listener: () => void }>();
 

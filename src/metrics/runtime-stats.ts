@@ -1,7 +1,7 @@
 // GET <prefix>/vars: JSON like Go's expvar, for dashboards and quick looks.
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import v8 from 'node:v8';
-import { tracker } from './tracker/tracker.js';
+import { tracker } from '../tracker/tracker.js';
 
 let delay: IntervalHistogram | undefined;
 // The histogram records the time between its timer's runs; the delay is what exceeds this.

@@ -32,7 +32,8 @@ export const resourceCaptureDepth = 20;
 // Shown when every frame is Node's own, so that the task is still recognisable.
 const internalFallbackFrames = 3;
 
-const ownDir = path.dirname(path.dirname(path.dirname(fileURLToPath(import.meta.url))));
+// The package root: this file is dist/src/stacks/stack.js.
+const ownDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ownDirUrl = 'file://' + ownDir + '/dist/';
 const ownDirPath = ownDir + path.sep + 'dist' + path.sep;
 

@@ -4,7 +4,7 @@
 // mode, into every async callback). AsyncLocalStorage would do the same at
 // several times the cost on Node 20 and 22 (docs/design.md).
 
-import type { RouteSlot } from './routes.js';
+import type { RouteSlot } from './route-tally.js';
 
 export type Labels = Readonly<Record<string, string>>;
 

@@ -13,7 +13,7 @@ export interface RouteCount {
 
 /** The route every route past the limit is counted under. */
 export const OVERFLOW_ROUTE = 'other';
-export const defaultMaxRoutes = 100;
+import { defaultMaxRoutes } from '../defaults.js';
 
 /** Where a label set's tasks are counted; `count` undefined while its route is not known yet. */
 export interface RouteSlot {

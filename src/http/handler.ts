@@ -3,19 +3,36 @@
 // rejects.
 import { Readable } from 'node:stream';
 import { checkAccess } from './access.js';
-import { cooldownMaxMs, enterDeltaWait, enterWorkGate, leaveDeltaWait, runInWorkGate } from './profiles/work-gate.js';
-import type { DebugRequestInfo, ResolvedOptions } from './options.js';
-import { ProfileError, parseSeconds, type ProfileDefinition, type ResponseBody } from './profiles/profile.js';
-import { createRegistry, type ProfileRegistry } from './profiles/registry.js';
-import { loadEngine, type ProfilerEngine } from './engine.js';
-import { runtimeVars } from './vars.js';
-import { indexPage } from './profiles/indexpage.js';
-import { ensureTaskMetrics, ownRegistriesFor, wantsOpenMetrics } from './metrics.js';
+import { cooldownMaxMs, enterDeltaWait, enterWorkGate, leaveDeltaWait, runInWorkGate } from './work-gate.js';
+import type { DebugRequestInfo, ResolvedOptions } from '../options.js';
+import { parseSeconds, type ProfileDefinition, type ResponseBody } from '../profiles/profile.js';
+import {
+  MSG_DEBUG_BUSY,
+  MSG_DELTA_BUSY,
+  MSG_INTERNAL,
+  MSG_METHOD,
+  MSG_SECONDS_DEBUG,
+  MSG_SECONDS_UNSUPPORTED,
+  MSG_UNKNOWN_PROFILE,
+  ProfileError,
+  commonHeaders,
+  msgBadPath,
+  serveError,
+  msgInvalidValue,
+  msgRepeatedParameter,
+} from '../errors.js';
+import { createRegistry, type ProfileRegistry } from '../profiles/registry.js';
+import { loadEngine, type ProfilerEngine } from '../v8/engine.js';
+import { runtimeVars } from '../metrics/runtime-stats.js';
+import { indexPage } from './index-page.js';
+import { ensureTaskMetrics, ownRegistriesFor, wantsOpenMetrics } from '../metrics/metrics.js';
 
 export interface DebugRequest extends DebugRequestInfo {
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
 }
+
+export { serveError };
 
 export interface DebugResponse {
   status: number;
@@ -23,29 +40,10 @@ export interface DebugResponse {
   body: ResponseBody;
 }
 
-export const MSG_UNKNOWN_PROFILE = 'Unknown profile\n';
-export const MSG_METHOD = 'Method not allowed: use GET or HEAD\n';
-export const MSG_INTERNAL = 'Internal error in taskprof; see the server log\n';
-export const MSG_SECONDS_UNSUPPORTED = '"seconds" parameter is not supported for this profile type\n';
-export const MSG_SECONDS_DEBUG = 'seconds and debug params are incompatible: debug=2 lists single tasks, not a difference; use debug=0 or debug=1\n';
-export const MSG_DELTA_BUSY = 'Too many requests: too many delta profiles are waiting; try again later\n';
 
-export const MSG_DEBUG_BUSY =
-  'Too many requests: too many listings and profiles are queued (taskprof computes one at a time and keeps its own work to about half of the time); try again in a second\n';
-
-const commonHeaders = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
-
-/** Every error answer: plain text, no Content-Disposition, Go's X-Go-Pprof marker so `go tool pprof` prints the message. */
-export function serveError(status: number, message: string, extraHeaders: Record<string, string> = {}): DebugResponse {
-  return {
-    status,
-    headers: { ...commonHeaders, 'Content-Type': 'text/plain; charset=utf-8', 'X-Go-Pprof': '1', ...extraHeaders },
-    body: message,
-  };
-}
 
 export function invalidParameter(name: string, allowed: string): DebugResponse {
-  return serveError(400, `invalid value for "${name}" - must be ${allowed}\n`);
+  return serveError(400, msgInvalidValue(name, allowed));
 }
 
 function ok(contentType: string, body: ResponseBody, filename?: string, extraHeaders?: Record<string, string>): DebugResponse {
@@ -126,16 +124,16 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
     // path is served: what authorize is asked about is what is served.
     const path = pathOf(request.url);
     const problem = nonCanonicalPath(path);
-    if (problem !== undefined) return serveError(400, `Bad path: ${problem}; send the canonical path (such as ${pprofRoot}/tasks)\n`);
+    if (problem !== undefined) return serveError(400, msgBadPath(problem, `${pprofRoot}/tasks`));
     const { endpoint, profile } = endpointOf(path);
     const access = await checkAccess({ ...request, endpoint, path }, options);
-    if (!access.allowed) return serveError(access.status, access.message, access.headers);
+    if (!access.allowed) return serveError(access.status, access.body, access.headers);
     if (request.method !== 'GET' && request.method !== 'HEAD') return serveError(405, MSG_METHOD, { Allow: 'GET, HEAD' });
 
     if (path === pprofRoot) return { status: 301, headers: { ...commonHeaders, Location: 'pprof/' }, body: undefined };
     const params = new URL(request.url, 'http://taskprof.invalid').searchParams;
     const repeated = repeatedParameter(params);
-    if (repeated !== undefined) return serveError(400, `parameter "${repeated}" may be given only once\n`);
+    if (repeated !== undefined) return serveError(400, msgRepeatedParameter(repeated));
     switch (endpoint) {
       case 'vars':
         return ok('application/json; charset=utf-8', JSON.stringify(runtimeVars(), null, 2) + '\n');
@@ -155,7 +153,7 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
   async function serveProfile(profile: ProfileDefinition, request: DebugRequest, params: URLSearchParams): Promise<DebugResponse> {
     // A switched-off profile says so first: no retry (429) can help it.
     const off = profile.unavailable?.();
-    if (off !== undefined) return serveError(off.status, off.message + '\n', off.headers);
+    if (off !== undefined) return serveError(off.status, off.body, off.headers);
     const debugParam = params.get('debug');
     let debug = profile.debugLevels[0]!;
     if (debugParam !== null) {
@@ -177,7 +175,8 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
         try {
           deltaSeconds = parseSeconds(params, options.maxProfileSeconds, 0);
         } catch (error) {
-          return serveError(400, (error as Error).message + '\n');
+          if (error instanceof ProfileError) return serveError(error.status, error.body, error.headers);
+          throw error;
         }
         if (!enterDeltaWait()) return serveError(429, MSG_DELTA_BUSY, { 'Retry-After': String(Math.min(deltaSeconds, 60)) });
       }
@@ -192,7 +191,7 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
     const gated = async <T>(work: () => T | Promise<T>): Promise<T> => {
       if (deltaSeconds === undefined) return work();
       const done = await runInWorkGate(request.signal, work);
-      if (done === undefined) throw new ProfileError(429, MSG_DEBUG_BUSY.trimEnd(), { 'Retry-After': '1' });
+      if (done === undefined) throw new ProfileError(429, MSG_DEBUG_BUSY, { 'Retry-After': '1' });
       return done.value;
     };
     try {
@@ -216,7 +215,7 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
       }
       return ok(output.contentType, output.body, output.filename, output.headers);
     } catch (error) {
-      if (error instanceof ProfileError) return serveError(error.status, error.message + '\n', error.headers);
+      if (error instanceof ProfileError) return serveError(error.status, error.body, error.headers);
       throw error;
     } finally {
       if (deltaSeconds !== undefined) leaveDeltaWait();
