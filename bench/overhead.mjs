@@ -22,6 +22,12 @@
 // - Fresh server processes every --rounds-per-process rounds (default 3): a
 //   process can be fast or slow for its whole life, and the medians must not
 //   rest on one process's luck.
+// - A warm-up long enough to spend the stack budget's bank (200 ms of captures
+//   at start, when every task gets its stack) before anything is measured:
+//   what a long-running server costs is the share after it. Use --warmup of a
+//   few seconds of load (100,000 Fastify hello requests); half of --requests,
+//   the default, measured a fresh process's first seconds instead (+15%).
+//   Each measurement spans at least a second (the budget's refill period).
 // - Servers pinned to one core and the load generator to the other (taskset).
 // - Medians over rounds, not means: one disturbed round must not move the result.
 //   The overhead is given two ways: the ratio of the medians, and the median of

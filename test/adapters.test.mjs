@@ -207,7 +207,8 @@ test('Fastify: closing the app ends a CPU profile in flight at once', async () =
   // No keep-alive: once answered, the connection closes and does not hold close() for its idle timeout.
   const request = http.get(url, { agent: false });
   request.on('error', () => {});
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  const { cpuProfileRunning } = await import('../dist/src/profiles/cpu.js');
+  assert.ok(await eventually(() => cpuProfileRunning(), 10_000), 'the profile runs');
   const started = Date.now();
   // The client is still connected: only the onClose hook can end the profile early.
   await app.close();

@@ -10,6 +10,9 @@ import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
 import { parseGroups } from './helpers.mjs';
 import { MSG_SNAPSHOT_OFF } from '../dist/src/errors.js';
+import { deltasInWait } from '../dist/src/profiles/profile.js';
+import { workGateState } from '../dist/src/http/work-gate.js';
+import { eventually } from './helpers.mjs';
 
 const timers = [];
 const retained = [];
@@ -53,7 +56,8 @@ test.after(() => app.close());
 /** Starts a delta request, runs `during` while it waits, returns the response. */
 async function deltaWith(path, during) {
   const pending = fetch(app.base + path);
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Its first read is taken: what happens now is in the delta.
+  assert.ok(await eventually(() => deltasInWait() === 1, 10_000), 'the delta is waiting');
   await during();
   return pending;
 }
@@ -127,7 +131,7 @@ test('a client that leaves ends the wait, and waits are bounded', async () => {
     req.on('error', () => {});
     requests.push(req);
   }
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.ok(await eventually(() => deltasInWait() === 8, 10_000), 'the eight wait');
   // While all eight wait, a ninth is refused with 429 and Retry-After.
   const busy = await fetch(app.base + '/debug/pprof/tasks?seconds=5');
   assert.equal(busy.status, 429);
@@ -137,7 +141,7 @@ test('a client that leaves ends the wait, and waits are bounded', async () => {
   assert.equal(off.status, 404);
   assert.match(await off.text(), /heapSampling/);
   for (const req of requests) req.destroy();
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.ok(await eventually(() => workGateState().deltas === 0, 10_000), 'their slots are free');
   // Their waits ended with them: a new delta is accepted and answers after its own second.
   const started = Date.now();
   const res = await fetch(app.base + '/debug/pprof/tasks?seconds=1&debug=1');

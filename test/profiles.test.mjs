@@ -10,7 +10,9 @@ import supertest from 'supertest';
 import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
 import { busyFor, churn, retainMany, retained } from './fixtures/workload.mjs';
-import { binaryParser, fixturesDir } from './helpers.mjs';
+import { binaryParser, eventually, fixturesDir } from './helpers.mjs';
+import { cpuProfileRunning } from '../dist/src/profiles/cpu.js';
+import { snapshotRunning } from '../dist/src/profiles/heapsnapshot.js';
 
 const workload = path.join(fixturesDir, 'workload.mjs');
 
@@ -87,12 +89,12 @@ test('profile: bad seconds are 400 naming the range; maxProfileSeconds sets it',
 test('profile: one at a time (429 with Retry-After); a client that leaves frees the profiler', async () => {
   const first = http.get(`${app.url}/debug/pprof/profile?seconds=20`);
   first.on('error', () => {});
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.ok(await eventually(() => cpuProfileRunning(), 10_000), 'the first profile runs');
   const busy = await app.agent.get('/debug/pprof/profile?seconds=1').expect(429);
   assert.equal(busy.text, 'Too many requests: a CPU profile is already being taken; one runs at a time\n');
   assert.ok(Number(busy.headers['retry-after']) >= 1);
   first.destroy();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.ok(await eventually(() => !cpuProfileRunning(), 10_000), 'the profiler is free');
   const started = Date.now();
   await app.agent.get('/debug/pprof/profile?seconds=1').expect(200);
   assert.ok(Date.now() - started < 5000, 'the next profile ran at once');
@@ -154,7 +156,7 @@ test('heapsnapshot: off by default (403), one at a time (429), refused when memo
   const busy = await app.agent.get('/debug/pprof/heapsnapshot').expect(429);
   assert.equal(busy.headers['retry-after'], '10');
   first.destroy();
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.ok(await eventually(() => !snapshotRunning(), 10_000), 'the snapshot lock is free');
   await app.agent.get('/debug/pprof/heapsnapshot').buffer(true).parse(binaryParser).expect(200);
 });
 

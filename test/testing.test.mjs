@@ -178,7 +178,7 @@ test('a failed check unrefs what it reported: the test runner reports and exits 
   // A runner of its own (not a subtest of this one).
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, ['--test', 'test/fixtures/runner/leaks-and-exits.mjs'], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--test', '--test-reporter=tap', 'test/fixtures/runner/leaks-and-exits.mjs'], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));

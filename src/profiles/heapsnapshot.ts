@@ -43,6 +43,11 @@ const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 // about ten times the used heap while V8 takes it.
 let busy = false;
 
+/** Whether a heap snapshot is being taken or streamed now (any mount). */
+export function snapshotRunning(): boolean {
+  return busy;
+}
+
 export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () => number): ProfileDefinition {
   return {
     name: 'heapsnapshot',

@@ -80,9 +80,18 @@ export class UnmountedError extends Error {
 }
 
 
+// Delta profiles between their two reads now, in the process.
+let inWait = 0;
+
+/** How many delta profiles are between their two reads now (any mount). */
+export function deltasInWait(): number {
+  return inWait;
+}
+
 /** Waits between the two reads of a delta profile; ends early (rejecting) when the client goes away or the mount closes. */
 export function waitDelta(seconds: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
+  inWait++;
+  return new Promise<void>((resolve, reject) => {
     const aborted = () => {
       clearTimeout(timer);
       reject(signal.reason instanceof UnmountedError ? new ProfileError(503, MSG_DELTA_UNMOUNTED) : new ProfileError(503, MSG_DELTA_CLIENT_LEFT));
@@ -93,5 +102,7 @@ export function waitDelta(seconds: number, signal: AbortSignal): Promise<void> {
     }, seconds * 1000);
     if (signal.aborted) aborted();
     else signal.addEventListener('abort', aborted, { once: true });
+  }).finally(() => {
+    inWait--;
   });
 }

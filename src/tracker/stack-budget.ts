@@ -54,6 +54,10 @@ const maxClasses = 256;
 // (200 ms at the default 1%): a burst of new tasks (start-up, a test) after a
 // quiet while gets all its stacks. Guaranteed stacks may borrow as much ahead.
 const bankSeconds = 20;
+// The most one capture is charged (a capture takes 10 to 100 µs; more is a pause inside it).
+const maxChargeMs = 0.5;
+// How far past the budget the samples beyond the guarantee may go, as a share of the bank.
+const samplingDebtShare = 0.1;
 // Capture time granted every second (refill()) even to an idle process: a tenth of a per cent.
 const floorMsPerSecond = 1;
 
@@ -146,6 +150,12 @@ export class StackBudget {
     if (this.#tokensMs <= -this.#capacityMs) return 0;
     // Over the budget: a class's first few a second, then its n-th with probability few/n.
     if (n <= guaranteedPerClass) return EXACT;
+    // Samples past the guarantee borrow little: 64 ln(n/64) of them a second
+    // per busy class (some 350 at 15,000 tasks a second) would otherwise
+    // spend the whole debt limit, doubling what a process spends on stacks
+    // before the budget holds (measured: 6% of a Fastify server's CPU for ten
+    // seconds after start, with the same debt as the bank).
+    if (this.#tokensMs <= -this.#capacityMs * samplingDebtShare) return 0;
     return Math.random() * n < guaranteedPerClass ? n / guaranteedPerClass : 0;
   }
 
@@ -183,9 +193,14 @@ export class StackBudget {
     }
   }
 
-  /** Takes the time a capture took from the budget. */
+  /**
+   * Takes the time a capture took from the budget; at most maxChargeMs for
+   * one, since a garbage collection that lands inside a capture is not its
+   * cost (one such pause could otherwise spend the whole sampling debt and
+   * leave a busy second with no sampled stack to estimate by).
+   */
   charge(ms: number): void {
-    if (!this.#unlimited) this.#tokensMs -= ms;
+    if (!this.#unlimited) this.#tokensMs -= Math.min(ms, maxChargeMs);
   }
 
   #labelledClass(type: string, labels: LabelSet): CaptureClass {
