@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { adapters, closeCaches } from './fixtures/apps.mjs';
-import { commandWorks } from './helpers.mjs';
+import { commandWorks, eventually } from './helpers.mjs';
 
 const run = promisify(execFile);
 
@@ -71,7 +71,9 @@ test('go tool pprof reads a tasks delta (goroutine?seconds=1) and the leaks prof
     const delta = await run('go', ['tool', 'pprof', '-raw', `${app.debugUrl}/debug/pprof/goroutine?seconds=1`], { env });
     assert.match(delta.stdout, /PeriodType: tasks count/);
     assert.match(delta.stdout, /\n\s+([1-9]\d*): [\d ]+\n\s+detail:\[setInterval\(60000ms\)\] method:\[GET\] route:\[\/cache\/:key\] type:\[Timeout\]/);
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    // The growing cache is a suspect once the detector has its samples.
+    const flagged = async () => (await (await fetch(`${app.debugUrl}/debug/pprof/leaks?format=json`)).json()).suspects.length > 0;
+    assert.ok(await eventually(flagged, 20_000), 'the growth detector flags the cache');
     const leaks = await run('go', ['tool', 'pprof', '-raw', `${app.debugUrl}/debug/pprof/leaks`], { env });
     assert.match(leaks.stdout, /leaked_tasks\/count/);
     assert.match(leaks.stdout, /new TtlMap \S*test\/fixtures\/leaky-app\.mjs:5/);
