@@ -48,10 +48,10 @@ export const MSG_DELTA_UNMOUNTED = 'Service unavailable: taskprof was unmounted 
 export const MSG_DELTA_CLIENT_LEFT = 'the delta profile was cancelled: the client went away during the wait\n';
 
 // Resources and failures
-export const msgSnapshotTooBig = (required: string, available: string): string =>
-  `Insufficient storage: a heap snapshot needs about ${required} (10 times the used heap) and ${available} is available\n`;
-export const msgSnapshotMemoryUnknown = (required: string, reason: string): string =>
-  `Insufficient storage: a heap snapshot needs about ${required} (10 times the used heap), and ${reason}, so taskprof cannot tell that it fits\n`;
+export const msgSnapshotTooBig = (required: string, factor: number, available: string): string =>
+  `Insufficient storage: a heap snapshot needs about ${required} (${factor} times the used heap) and ${available} is available\n`;
+export const msgSnapshotMemoryUnknown = (required: string, factor: number, reason: string): string =>
+  `Insufficient storage: a heap snapshot needs about ${required} (${factor} times the used heap), and ${reason}, so taskprof cannot tell that it fits\n`;
 export const msgCouldNot = (what: string, error: unknown): string => `Could not ${what}: ${(error as Error | undefined)?.message ?? String(error)}\n`;
 export const MSG_INTERNAL = 'Internal error in taskprof; see the server log\n';
 

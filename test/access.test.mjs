@@ -8,20 +8,7 @@ import express from 'express';
 import taskprof from 'taskprof/express';
 import { listen } from 'taskprof/http';
 import { MSG_NOT_LOCAL } from '../dist/src/errors.js';
-
-/** GET with the path sent exactly as written (fetch and supertest normalise dot segments). */
-function rawGet(port, path, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { rawRequest } from './helpers.mjs';
 
 async function expressServer(options) {
   const app = express();
@@ -57,12 +44,12 @@ test('an allow-list authorize cannot be walked out of with dot segments or encod
       '/debug/pprof/tasks/..%2fcmdline',
       '/debug/pprof/tasks/..\\cmdline',
     ]) {
-      const res = await rawGet(server.port, path);
+      const res = await rawRequest(`http://127.0.0.1:${server.port}`, path);
       assert.equal(res.status, 400, `${path}: ${res.status} ${res.body}`);
       assert.match(res.body, /^Bad path: .+; send the canonical path \(such as \/debug\/pprof\/tasks\)\n$/, path);
     }
     // The canonical path is served, and authorize is told what it is.
-    const ok = await rawGet(server.port, '/debug/pprof/tasks?debug=1');
+    const ok = await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/tasks?debug=1');
     assert.equal(ok.status, 200);
     const last = asked.at(-1);
     assert.equal(last.endpoint, 'tasks');
@@ -77,11 +64,11 @@ test('a deny-list authorize cannot be passed by encoding or ./, and ../ never re
   const server = await expressServer({ authorize: (req) => !req.url.includes('cmdline') });
   try {
     for (const path of ['/debug/pprof/cmd%6Cine', '/debug/pprof/./cmdline', '/debug/pprof/../../anything', '/debug/pprof//cmdline']) {
-      const res = await rawGet(server.port, path);
+      const res = await rawRequest(`http://127.0.0.1:${server.port}`, path);
       assert.equal(res.status, 400, `${path}: ${res.status} ${res.body}`);
     }
-    assert.equal((await rawGet(server.port, '/debug/pprof/cmdline')).status, 403);
-    assert.equal((await rawGet(server.port, '/debug/pprof/tasks')).status, 200);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/cmdline')).status, 403);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/tasks')).status, 200);
   } finally {
     await server.close();
   }
@@ -96,13 +83,13 @@ test('authorize by endpoint: aliases are given their profile\'s name; unknown pa
     },
   });
   try {
-    assert.equal((await rawGet(server.port, '/debug/pprof/goroutine?debug=1')).status, 200);
-    assert.equal((await rawGet(server.port, '/debug/pprof/tasks')).status, 200);
-    assert.equal((await rawGet(server.port, '/debug/pprof/cmdline')).status, 403);
-    assert.equal((await rawGet(server.port, '/debug/vars')).status, 403);
-    assert.equal((await rawGet(server.port, '/debug/metrics')).status, 403);
-    assert.equal((await rawGet(server.port, '/debug/pprof/')).status, 403);
-    assert.equal((await rawGet(server.port, '/debug/pprof/nosuch')).status, 404);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/goroutine?debug=1')).status, 200);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/tasks')).status, 200);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/cmdline')).status, 403);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/vars')).status, 403);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/metrics')).status, 403);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/')).status, 403);
+    assert.equal((await rawRequest(`http://127.0.0.1:${server.port}`, '/debug/pprof/nosuch')).status, 404);
     assert.deepEqual(asked, [
       ['/debug/pprof/goroutine', 'tasks'],
       ['/debug/pprof/tasks', 'tasks'],
@@ -121,7 +108,7 @@ test('every proxy header makes a loopback request non-local', async () => {
   const server = await listen();
   const { port } = server.address();
   try {
-    assert.equal((await rawGet(port, '/debug/pprof/cmdline')).status, 200, 'a plain loopback request is local');
+    assert.equal((await rawRequest(`http://127.0.0.1:${port}`, '/debug/pprof/cmdline')).status, 200, 'a plain loopback request is local');
     for (const header of [
       'forwarded',
       'x-forwarded-for',
@@ -135,7 +122,7 @@ test('every proxy header makes a loopback request non-local', async () => {
       'x-cluster-client-ip',
       'fastly-client-ip',
     ]) {
-      const res = await rawGet(port, '/debug/pprof/cmdline', { [header]: header === 'via' ? '1.1 nginx' : '127.0.0.1' });
+      const res = await rawRequest(`http://127.0.0.1:${port}`, '/debug/pprof/cmdline', { headers: { [header]: header === 'via' ? '1.1 nginx' : '127.0.0.1' } });
       assert.equal(res.status, 403, header);
       assert.equal(res.body, MSG_NOT_LOCAL, header);
     }

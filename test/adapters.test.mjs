@@ -10,7 +10,7 @@ import supertest from 'supertest';
 import { Profile } from 'pprof-format';
 import { adapters, closeCaches } from './fixtures/apps.mjs';
 import { errorCases } from './fixtures/error-cases.mjs';
-import { binaryParser, eventually, fixturesDir, parseGroups, sourcePosition } from './helpers.mjs';
+import { binaryParser, eventually, fixturesDir, parseGroups, rawRequest, sourcePosition } from './helpers.mjs';
 
 const fixture = path.join(fixturesDir, 'leaky-app.mjs');
 const intervalLine = sourcePosition(fixture, 'LEAK: interval', 'setInterval(');
@@ -24,20 +24,6 @@ function labelsPattern(adapter, route) {
   return ` \\{method="GET", route="${route}"\\}`;
 }
 
-
-/** A request with its path sent exactly as written (supertest and fetch would normalise dot segments). */
-function rawRequest(base, method, path, headers) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(base), { method, path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 // Full mode, and the default sampled mode (every stack captured at this load), so that
 // counts are exact in both.
@@ -124,7 +110,7 @@ for (const mode of modes) for (const adapter of adapters) {
         for (const { name, path, method = 'GET', headers = {}, remoteAddress, status, body, allow } of errorCases) {
           if (remoteAddress !== undefined) continue; // the client here is always 127.0.0.1
           // Sent as written: supertest would normalise dot segments.
-          const res = await rawRequest(app.debugUrl, method, path, headers);
+          const res = await rawRequest(app.debugUrl, path, { method, headers });
           assert.equal(res.status, status, name);
           assert.equal(res.body, body, name);
           assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8', name);

@@ -21,19 +21,10 @@ import { MSG_LEAKS_OFF } from '../dist/src/errors.js';
 import { MSG_DELTA_UNMOUNTED } from '../dist/src/errors.js';
 import { writeResponse } from '../dist/src/http/writer.js';
 import { cpuProfileRunning } from '../dist/src/profiles/cpu.js';
-import { eventually } from './helpers.mjs';
+import { bodyText, eventually } from './helpers.mjs';
 
 function request(url, signal = new AbortController().signal, method = 'GET') {
   return { method, url, headers: {}, remoteAddress: '127.0.0.1', native: undefined, signal };
-}
-
-async function text(body) {
-  if (body instanceof Readable) {
-    let out = '';
-    for await (const chunk of body) out += chunk;
-    return out;
-  }
-  return typeof body === 'string' ? body : '';
 }
 
 /** Holds the listing gate with `waiting` listings queued behind it; returns the release. */
@@ -65,10 +56,10 @@ test('repeated parameters are found in one pass over the query', async () => {
   try {
     const response = await handler.handle(request(`/debug/pprof/tasks?debug=1&${keys}`));
     assert.equal(response.status, 200);
-    await text(response.body);
+    await bodyText(response.body);
     const repeated = await handler.handle(request(`/debug/pprof/tasks?${keys}&k3799=2`));
     assert.equal(repeated.status, 400);
-    assert.equal(await text(repeated.body), 'parameter "k3799" may be given only once\n');
+    assert.equal(await bodyText(repeated.body), 'parameter "k3799" may be given only once\n');
   } finally {
     URLSearchParams.prototype.getAll = getAll;
     URLSearchParams.prototype.get = get;
@@ -85,7 +76,7 @@ test('a delta takes its listing through the process-wide gate, and at most 8 wai
   try {
     const refused = await second.handle(request('/debug/pprof/tasks?seconds=1'));
     assert.equal(refused.status, 429);
-    assert.match(await text(refused.body), /^Too many requests: too many listings and profiles are queued/);
+    assert.match(await bodyText(refused.body), /^Too many requests: too many listings and profiles are queued/);
   } finally {
     await release();
   }
@@ -96,7 +87,7 @@ test('a delta takes its listing through the process-wide gate, and at most 8 wai
     assert.ok(await eventually(() => workGateState().deltas === 8));
     const ninth = await second.handle(request('/debug/pprof/tasks?seconds=30'));
     assert.equal(ninth.status, 429);
-    assert.equal(await text(ninth.body), 'Too many requests: too many delta profiles are waiting; try again later\n');
+    assert.equal(await bodyText(ninth.body), 'Too many requests: too many delta profiles are waiting; try again later\n');
   } finally {
     controller.abort();
     await Promise.all(waiting);
@@ -111,7 +102,7 @@ test('a switched-off leaks profile answers 404 at once, even with the gate full'
     for (const path of ['/debug/pprof/leaks', '/debug/pprof/leaks?debug=1', '/debug/pprof/goroutineleak']) {
       const response = await handler.handle(request(path));
       assert.equal(response.status, 404, path);
-      assert.equal(await text(response.body), MSG_LEAKS_OFF);
+      assert.equal(await bodyText(response.body), MSG_LEAKS_OFF);
     }
   } finally {
     await release();
@@ -134,7 +125,7 @@ test('heap snapshots: HEAD takes none, an unusable memory figure is refused with
       const handler = createDebugHandler(resolveOptions({ heapSnapshot: true, availableMemory, leakDetection: false }));
       const response = await handler.handle(request('/debug/pprof/heapsnapshot'));
       assert.equal(response.status, 507);
-      const body = await text(response.body);
+      const body = await bodyText(response.body);
       assert.match(body, /^Insufficient storage: a heap snapshot needs about \d+ MiB \(10 times the used heap\), and /);
       assert.match(body, reason);
       assert.match(response.headers['Content-Type'], /^text\/plain/);

@@ -24,6 +24,7 @@ import { tracker } from '../dist/src/tracker/tracker.js';
 import { cpuProfileRunning } from '../dist/src/profiles/cpu.js';
 import { deltasInWait } from '../dist/src/profiles/profile.js';
 import { workGateState } from '../dist/src/http/work-gate.js';
+import { eventually } from './helpers.mjs';
 
 const initialTracking = trackingSettings();
 test.after(() => {
@@ -55,13 +56,6 @@ async function startFastify(options, before = () => {}) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resolves once `condition()` holds (polled every 10 ms); rejects saying `what` did not happen within `ms`. */
-async function until(condition, ms, what) {
-  for (const deadline = Date.now() + ms; !condition(); await sleep(10)) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-  }
-}
 
 /** Resolves with `promise`, or rejects saying `what` did not happen within `ms`. */
 function within(ms, promise, what) {
@@ -243,7 +237,7 @@ for (const adapter of adapters) {
         await aborted;
         await within(5000, server.closed, 'the server saw the client leave');
         // The abort ends the sleep and stops the profiler in a few microtasks and inspector calls.
-        await until(() => !cpuProfileRunning(), 5000, 'the profiler stopped');
+        assert.ok(await eventually(() => !cpuProfileRunning(), 5000), 'the profiler stopped');
         assert.equal(await cpuProfilerRecording(), false, 'no CPU profile is left recording in the inspector session');
 
         const started = Date.now();
@@ -295,7 +289,7 @@ for (const adapter of adapters) {
         const servers = await Promise.all([seenTasks, seenHeap]);
         await Promise.all(aborted);
         await within(5000, Promise.all(servers.map((s) => s.closed)), 'the server saw both clients leave');
-        await until(() => workGateState().deltas === 0, 5000, 'the aborted waits gave their slots back');
+        assert.ok(await eventually(() => workGateState().deltas === 0, 5000), 'the aborted waits gave their slots back');
 
         // maxDeltaWaits is 8: a slot still held by an aborted wait turns one of these into 429.
         const paths = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? '/debug/pprof/tasks?seconds=1&debug=1' : '/debug/pprof/heap?seconds=1&debug=1'));
@@ -303,7 +297,7 @@ for (const adapter of adapters) {
         const waits = paths.map((p) => get(base + p, 10_000));
         // While the eight wait, a ninth is refused: the cap is what the eight prove free.
         await within(5000, Promise.all(arrived), 'the eight delta requests reached the server');
-        await until(() => deltasInWait() === 8, 5000, 'the eight are waiting');
+        assert.ok(await eventually(() => deltasInWait() === 8, 5000), 'the eight are waiting');
         const ninth = await get(`${base}/debug/pprof/tasks?seconds=1&debug=1`, 10_000);
         assert.equal(ninth.status, 429, 'the cap holds: a ninth concurrent delta wait is refused');
         const results = await Promise.all(waits);

@@ -6,12 +6,12 @@
 // that leaves, and its answer is not judged.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { createDebugHandler } from '../dist/src/http/handler.js';
 import { resolveOptions } from '../dist/src/options.js';
 import { startTracking } from 'taskprof';
 import { makeCache } from './fixtures/leaky-app.mjs';
+import { bodyText } from './helpers.mjs';
 
 startTracking({ mode: 'full' });
 const cache = makeCache();
@@ -37,15 +37,6 @@ const url = fc
   .tuple(fc.constantFrom('/debug/pprof/', '/debug/pprof', '/debug/vars', '/debug/metrics', '/debug/pprof//'), fc.constantFrom(...names), query, fc.string({ maxLength: 8 }))
   .map(([base, name, q, junk]) => base + (base.endsWith('/') ? name : '') + (Math.random() < 0.2 ? encodeURIComponent(junk) : '') + (q ? '?' + q : ''));
 
-async function drain(body) {
-  if (body instanceof Readable) {
-    let text = '';
-    for await (const chunk of body) text += chunk;
-    return text;
-  }
-  return typeof body === 'string' ? body : body === undefined ? '' : Buffer.from(body).toString('latin1');
-}
-
 test('every path and query: no 5xx, and every 4xx says what is wrong', async () => {
   const seen = new Map();
   await fc.assert(
@@ -54,7 +45,7 @@ test('every path and query: no 5xx, and every 4xx says what is wrong', async () 
       const timer = setTimeout(() => controller.abort(), 300);
       try {
         const response = await handler.handle({ method, url: target, headers: {}, remoteAddress: '127.0.0.1', native: undefined, signal: controller.signal });
-        const body = await drain(response.body);
+        const body = await bodyText(response.body);
         if (controller.signal.aborted) return; // a client that left: nobody reads the answer
         seen.set(response.status, (seen.get(response.status) ?? 0) + 1);
         assert.ok(response.status < 500, `${method} ${target} -> ${response.status} ${body}`);

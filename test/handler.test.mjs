@@ -13,6 +13,7 @@ import { createRegistry } from '../dist/src/profiles/registry.js';
 import { loadEngine } from '../dist/src/v8/engine.js';
 import { startTracking } from 'taskprof';
 import { makeCache } from './fixtures/leaky-app.mjs';
+import { bodyText } from './helpers.mjs';
 import { errorCases } from './fixtures/error-cases.mjs';
 
 startTracking({ mode: 'full' });
@@ -35,21 +36,12 @@ function request(url, overrides = {}) {
   };
 }
 
-async function bodyText(response) {
-  if (response.body instanceof Readable) {
-    let text = '';
-    for await (const chunk of response.body) text += chunk;
-    return text;
-  }
-  return typeof response.body === 'string' ? response.body : Buffer.from(response.body ?? '').toString();
-}
-
 for (const { name, path, method, headers, remoteAddress, status, body, allow } of errorCases) {
   test(`error: ${name} -> ${status}`, async () => {
     const overrides = { ...(method && { method }), ...(headers && { headers }), ...(remoteAddress !== undefined && { remoteAddress: remoteAddress ?? undefined }) };
     const response = await handlerFor({ maxProfileSeconds: 300 }).handle(request(path, overrides));
     assert.equal(response.status, status);
-    assert.equal(await bodyText(response), body);
+    assert.equal(await bodyText(response.body), body);
     assert.equal(response.headers['Content-Type'], 'text/plain; charset=utf-8');
     assert.equal(response.headers['Cache-Control'], 'no-store');
     assert.equal(response.headers['X-Content-Type-Options'], 'nosniff');
@@ -72,7 +64,7 @@ test('token: a matching bearer is allowed from anywhere; otherwise 401, even on 
   for (const authorization of [undefined, 'Bearer wrong', 'Basic czNjcmV0', 'Bearer s3cret2', 'Bearer ']) {
     const response = await handler.handle(request('/debug/pprof/', { headers: authorization ? { authorization } : {} }));
     assert.equal(response.status, 401, String(authorization));
-    assert.equal(await bodyText(response), MSG_BAD_TOKEN);
+    assert.equal(await bodyText(response.body), MSG_BAD_TOKEN);
     assert.equal(response.headers['WWW-Authenticate'], 'Bearer realm="taskprof"');
   }
 });
@@ -89,7 +81,7 @@ test('authorize decides, is given the request, and a throwing callback denies', 
   assert.equal((await handler.handle(request('/debug/pprof/', { remoteAddress: '10.0.0.1', headers: { 'x-admin': 'yes' } }))).status, 200);
   const denied = await handler.handle(request('/debug/pprof/'));
   assert.equal(denied.status, 403);
-  assert.equal(await bodyText(denied), MSG_NOT_AUTHORIZED);
+  assert.equal(await bodyText(denied.body), MSG_NOT_AUTHORIZED);
   assert.equal((await handler.handle(request('/debug/pprof/', { headers: { 'x-boom': '1', 'x-admin': 'yes' } }))).status, 403);
   assert.equal(seen[0].url, '/debug/pprof/');
   const asyncHandler = handlerFor({ authorize: async () => true });
@@ -109,7 +101,7 @@ test('index page: every profile with its count, link and description; redirect w
   const handler = handlerFor();
   const response = await handler.handle(request('/debug/pprof/'));
   assert.equal(response.headers['Content-Type'], 'text/html; charset=utf-8');
-  const html = await bodyText(response);
+  const html = await bodyText(response.body);
   for (const profile of handler.registry.profiles) {
     assert.ok(profile.description.length > 10, `${profile.name} has a description`);
     // Profiles with a count are in the table; the others (CPU, snapshot) are only described.
@@ -134,7 +126,7 @@ test('every registered profile has a description (the index is built from the re
 
 test('cmdline is process.argv joined by NUL', async () => {
   const response = await handlerFor().handle(request('/debug/pprof/cmdline'));
-  assert.equal(await bodyText(response), process.argv.join('\0'));
+  assert.equal(await bodyText(response.body), process.argv.join('\0'));
 });
 
 test('debug=0 is a gzipped profile.proto with tasks/count samples, type and labels', async () => {
@@ -162,11 +154,11 @@ test('debug=0 is a gzipped profile.proto with tasks/count samples, type and labe
 test('Accept: application/json gives JSON; HEAD-able content types', async () => {
   const response = await handlerFor().handle(request('/debug/pprof/tasks?debug=1', { headers: { accept: 'application/json' } }));
   assert.equal(response.headers['Content-Type'], 'application/json; charset=utf-8');
-  const parsed = JSON.parse(await bodyText(response));
+  const parsed = JSON.parse(await bodyText(response.body));
   assert.equal(typeof parsed.total, 'number');
   assert.ok(Array.isArray(parsed.groups));
   const dump = await handlerFor().handle(request('/debug/pprof/tasks?debug=2&format=json'));
-  assert.ok(Array.isArray(JSON.parse(await bodyText(dump)).tasks));
+  assert.ok(Array.isArray(JSON.parse(await bodyText(dump.body)).tasks));
 });
 
 test('debug=2 is streamed and capped with a closing line', async () => {
@@ -174,7 +166,7 @@ test('debug=2 is streamed and capped with a closing line', async () => {
   const handler = handlerFor({ maxDumpBytes: 4096 });
   const response = await handler.handle(request('/debug/pprof/tasks?debug=2'));
   assert.ok(response.body instanceof Readable);
-  const text = await bodyText(response);
+  const text = await bodyText(response.body);
   assert.ok(text.length <= 4096 + 200, `length ${text.length}`);
   assert.match(text, /\.\.\. \d+ more tasks not shown: output capped at 4096 bytes\n$/);
   caches.forEach((c) => c.close());

@@ -7,6 +7,7 @@ import vm from 'node:vm';
 import zlib from 'node:zlib';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
+import { Readable } from 'node:stream';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -136,4 +137,28 @@ export function hit(base, urlPath) {
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve('gave up'));
   });
+}
+
+/** A request with its path sent exactly as written (fetch and supertest normalise dot segments); resolves to { status, headers, body }. */
+export function rawRequest(base, path, { method = 'GET', headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(base), { method, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The text of a core handler response's body: a stream read to its end, a string, or bytes. */
+export async function bodyText(body) {
+  if (body instanceof Readable) {
+    let text = '';
+    for await (const chunk of body) text += chunk;
+    return text;
+  }
+  return typeof body === 'string' ? body : body === undefined ? '' : Buffer.from(body).toString();
 }

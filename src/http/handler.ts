@@ -32,17 +32,13 @@ export interface DebugRequest extends DebugRequestInfo {
   readonly signal: AbortSignal;
 }
 
-export { serveError };
-
 export interface DebugResponse {
   status: number;
   headers: Record<string, string>;
   body: ResponseBody;
 }
 
-
-
-export function invalidParameter(name: string, allowed: string): DebugResponse {
+function invalidParameter(name: string, allowed: string): DebugResponse {
   return serveError(400, msgInvalidValue(name, allowed));
 }
 

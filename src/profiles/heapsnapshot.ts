@@ -73,10 +73,10 @@ export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () 
       const required = snapshotMemoryFactor * v8.getHeapStatistics().used_heap_size;
       const available = readAvailableMemory(availableMemory);
       if (typeof available === 'string') {
-        throw new ProfileError(507, msgSnapshotMemoryUnknown(mib(required), available));
+        throw new ProfileError(507, msgSnapshotMemoryUnknown(mib(required), snapshotMemoryFactor, available));
       }
       if (required > available) {
-        throw new ProfileError(507, msgSnapshotTooBig(mib(required), mib(available)));
+        throw new ProfileError(507, msgSnapshotTooBig(mib(required), snapshotMemoryFactor, mib(available)));
       }
       busy = true;
       // V8 writes the snapshot to a file as it serializes it; the response
