@@ -10,8 +10,10 @@
 //       [--requests 3000] [--reps 3] [--parallel 2]
 //
 // Method:
-// - One fresh server process per (variant, rep), `node bench/overhead.mjs
-//   --child` under `valgrind --tool=callgrind --instr-atstart=no`: counting
+// - One fresh server process per (variant, rep), `node --single-threaded
+//   bench/overhead.mjs --child` (V8's compiler and collector on the main
+//   thread: with background threads the counts varied by up to 10% between
+//   processes of one variant, without them by well under 1%) under `valgrind --tool=callgrind --instr-atstart=no`: counting
 //   starts only after --warmup requests (the JIT warm, the stack budget's
 //   bank spent), then covers --requests requests (keep-alive, 4 in flight),
 //   and its total is divided by them. Periodic work (the budget's refill
@@ -76,7 +78,7 @@ async function measure(variant) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'taskprof-cg-'));
   const proc = spawn(
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${dir}/cg.%p`, process.execPath, path.join(here, 'overhead.mjs'), '--child', values.framework, variant, values.app],
+    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${dir}/cg.%p`, process.execPath, '--single-threaded', path.join(here, 'overhead.mjs'), '--child', values.framework, variant, values.app],
     { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
   let stderr = '';

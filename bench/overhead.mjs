@@ -38,6 +38,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { canPin, forkServer, pinToCpu } from './harness.mjs';
@@ -55,6 +56,9 @@ async function child(framework, variant, appName) {
   // captures a stack for every async resource except promises. Imported before
   // the framework loads, as its README says.
   if (variant === 'why-is-node-running') await import('why-is-node-running');
+  // The floor of any exact promise count: V8's promise hooks, empty.
+  if (variant === 'promise-hooks') v8.promiseHooks.createHook({ init() {}, settled() {} });
+  if (variant === 'promise-hooks-4') v8.promiseHooks.createHook({ init() {}, settled() {}, before() {}, after() {} });
 
   // `sampled:0.02/heapoff` sets stackBudget 0.02 and heapSampling 'off'.
   const [spec, flag] = variant.split('/');

@@ -1,42 +1,17 @@
-// Mounting: what every adapter shares. Resolves the options, starts and
-// refcounts what mounts share (tracking, the growth detector, runtime stats,
-// the heap sampler, the signal dump, the inspector session), turns node's
-// request into a DebugRequest and hands the answer to the writer, and runs
-// each app request in its label scope.
+// Mounting: what every adapter shares. Resolves the options, holds the
+// process-wide shared state while mounted (lifecycle/shared.ts), turns
+// node's request into a DebugRequest and hands the answer to the writer,
+// and runs each app request in its label scope.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { resolveOptions, type ResolvedOptions, type TaskprofOptions } from '../options.js';
 import { createDebugHandler, type DebugHandler } from './handler.js';
 import { MSG_INTERNAL, MSG_NOT_FOUND, serveError } from '../errors.js';
 import { LabelSet, ownWork, runWithLabels, type Labels } from '../labels/labels.js';
 import { tracker } from '../tracker/tracker.js';
-import { defaultTrackerSettings } from '../tracker/types.js';
-import { configureTracking, releaseTracking, trackingChosen } from '../tracker/control.js';
 import { writeResponse } from './writer.js';
 import { loadEngine } from '../v8/engine.js';
-import { heapSampler } from '../profiles/heap.js';
 import { UnmountedError } from '../profiles/profile.js';
-import { startRuntimeStats, stopRuntimeStats } from '../metrics/runtime-stats.js';
-import { growthDetector } from '../detect/growth.js';
-import { defaultLeakDetection } from '../defaults.js';
-import { installDumpOnSignal, uninstallDumpOnSignal } from '../dump/signal-dump.js';
-import { disconnectInspector } from '../v8/inspector.js';
-
-/** Starts (or reconfigures) the process-wide tracker from mount options. */
-function applyTracking(options: ResolvedOptions): void {
-  if (options.tracking === undefined && trackingChosen()) return;
-  configureTracking({
-    mode: options.tracking ?? defaultTrackerSettings.mode,
-    stackBudget: options.stackBudget,
-    maxTasks: options.maxTasks,
-  });
-}
-
-/** Starts the growth detector from mount options: the first mount starts it, a mount with settings restarts it. */
-function applyLeakDetection(options: ResolvedOptions): void {
-  if (options.leakDetection === false) return;
-  if (options.leakDetection === undefined && growthDetector.running) return;
-  growthDetector.start(options.leakDetection ?? defaultLeakDetection);
-}
+import { acquireShared, releaseShared } from '../lifecycle/shared.js';
 
 export interface MountedTaskprof {
   readonly options: ResolvedOptions;
@@ -59,13 +34,10 @@ export interface MountedTaskprof {
   abortInFlight(): void;
   /**
    * Aborts this mount's requests in flight and waits for them; the last mount
-   * to close also stops what mounts share (see releaseShared). Idempotent.
+   * to close also stops what mounts share (lifecycle/shared.ts). Idempotent.
    */
   unmount(): Promise<void>;
 }
-
-// Mounts not yet closed: what they share is stopped when the last one closes.
-let openMounts = 0;
 
 // Label sets of (method, route) pairs, shared by their requests; bounded
 // (past the bound each request gets its own, which only costs an allocation).
@@ -82,42 +54,13 @@ function routeLabels(method: string, route: string | undefined): LabelSet {
   return labels;
 }
 
-// Tracking, the growth detector, the event-loop histogram, the heap sampler,
-// the signal listener and the inspector session: every task taskprof keeps.
-async function releaseShared(): Promise<void> {
-  growthDetector.stop();
-  stopRuntimeStats();
-  uninstallDumpOnSignal();
-  releaseTracking();
-  try {
-    await heapSampler.stop();
-  } finally {
-    // A mount opened meanwhile uses the session (its sampler started after the stop).
-    if (openMounts === 0) disconnectInspector();
-  }
-}
-
 export function mount(options?: TaskprofOptions): MountedTaskprof {
   const resolved = resolveOptions(options);
   const engine = loadEngine(resolved.engine);
-  applyTracking(resolved);
-  tracker.routes.limit = resolved.maxRoutes;
-  // taskprof's own timers, histogram and profiler session are not the app's tasks.
-  runWithLabels(ownWork, () => {
-    applyLeakDetection(resolved);
-    if (resolved.dumpOnSignal !== undefined) installDumpOnSignal(resolved.dumpOnSignal, resolved.dumpPath);
-    startRuntimeStats();
-    // The heap profile shows what is live now only if sampling began before.
-    if (resolved.heapSampling !== 'off') {
-      heapSampler.start(engine, resolved.heapSamplingInterval, resolved.heapSampling === 'allocs').catch((error: unknown) => {
-        console.error('taskprof: could not start the sampling heap profiler; /pprof/heap will say why:', (error as Error).message);
-      });
-    }
-  });
+  acquireShared(resolved, engine);
   const handler = createDebugHandler(resolved, engine);
   const inFlight = new Set<AbortController>();
   const handling = new Set<Promise<void>>();
-  openMounts++;
   let closing: Promise<void> | undefined;
   const abortInFlight = (): void => {
     for (const controller of inFlight) controller.abort(new UnmountedError());
@@ -130,7 +73,7 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
       closing ??= runWithLabels(ownWork, async () => {
         abortInFlight();
         await Promise.allSettled(handling);
-        if (--openMounts === 0) await releaseShared();
+        await releaseShared();
       });
       return closing;
     },
