@@ -80,8 +80,8 @@ function get(url, timeout = 10_000, headers = {}) {
   });
 }
 
-/** Starts a GET and destroys the client socket after `ms` (the server has not answered yet). */
-function abortAfter(url, ms, headers = {}) {
+/** Starts a GET; `leave()` destroys the client socket, which must not have had an answer yet. */
+function startRequest(url, headers = {}) {
   const req = http.get(url, { agent: false, headers });
   req.on('error', () => {});
   let answered;
@@ -89,10 +89,12 @@ function abortAfter(url, ms, headers = {}) {
     answered = res.statusCode;
     res.resume();
   });
-  return sleep(ms).then(() => {
-    assert.equal(answered, undefined, `${url} was answered (${answered}) before the client left`);
-    req.destroy();
-  });
+  return {
+    leave() {
+      assert.equal(answered, undefined, `${url} was answered (${answered}) before the client left`);
+      req.destroy();
+    },
+  };
 }
 
 /** Starts a GET, reads the first chunk of a 200 body and destroys the socket; resolves to that chunk. */
@@ -230,11 +232,12 @@ for (const adapter of adapters) {
     try {
       await assertHostServes(base);
 
-      await t.test('CPU profile: the client leaves after 200 ms of a 30 s profile', async () => {
+      await t.test('CPU profile: the client leaves while a 30 s profile records', async () => {
         const seen = next('/debug/pprof/profile');
-        const aborted = abortAfter(`${base}/debug/pprof/profile?seconds=30`, 200);
+        const client = startRequest(`${base}/debug/pprof/profile?seconds=30`);
         const server = await seen;
-        await aborted;
+        assert.ok(await eventually(() => cpuProfileRunning(), 5000), 'the profile started');
+        client.leave();
         await within(5000, server.closed, 'the server saw the client leave');
         // The abort ends the sleep and stops the profiler in a few microtasks and inspector calls.
         assert.ok(await eventually(() => !cpuProfileRunning(), 5000), 'the profiler stopped');
@@ -279,15 +282,13 @@ for (const adapter of adapters) {
         await assertHostServes(base);
       });
 
-      await t.test('delta wait: clients leave 200 ms into tasks?seconds=20 and heap?seconds=20', async () => {
+      await t.test('delta wait: clients leave while tasks?seconds=20 and heap?seconds=20 wait', async () => {
         const seenTasks = next('/debug/pprof/tasks');
         const seenHeap = next('/debug/pprof/heap');
-        const aborted = [
-          abortAfter(`${base}/debug/pprof/tasks?seconds=20&debug=1`, 200),
-          abortAfter(`${base}/debug/pprof/heap?seconds=20&debug=1`, 200),
-        ];
+        const clients = [startRequest(`${base}/debug/pprof/tasks?seconds=20&debug=1`), startRequest(`${base}/debug/pprof/heap?seconds=20&debug=1`)];
         const servers = await Promise.all([seenTasks, seenHeap]);
-        await Promise.all(aborted);
+        assert.ok(await eventually(() => deltasInWait() === 2, 5000), 'both wait');
+        for (const client of clients) client.leave();
         await within(5000, Promise.all(servers.map((s) => s.closed)), 'the server saw both clients leave');
         assert.ok(await eventually(() => workGateState().deltas === 0, 5000), 'the aborted waits gave their slots back');
 
@@ -360,17 +361,34 @@ for (const adapter of adapters) {
 // is called, so its 'close' never comes. Found by this file as a bug (the CPU
 // profile ran its full length for nobody, the next one was 429, and the delta
 // wait held its slot to the end); serve() now aborts at once when the response
-// is already closed. The requests carry a token: with the default
-// loopback-only access the gone socket's undefined remoteAddress makes them a
-// 403 anyway, which hid the bug.
+// is already closed. Access is granted by `authorize`, which also tells the
+// test that taskprof got each request: with the default loopback-only access
+// the gone socket's undefined remoteAddress makes them a 403 anyway, which
+// hid the bug.
 const orphanSeconds = 3;
+
+/** The app's hold on each request ahead of taskprof (a session or auth lookup, say), released by the test. */
+function hostHold() {
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  const hold = {
+    arrived: 0,
+    release,
+    async wait() {
+      hold.arrived++;
+      await released;
+    },
+  };
+  return hold;
+}
+
 const earlyAdapters = [
   {
     name: 'express (an async middleware ahead of taskprof)',
-    async start(options) {
+    async start(options, hold) {
       const app = express();
       app.use(async (req, res, next) => {
-        await sleep(300); // a session or auth lookup, say
+        await hold.wait();
         next();
       });
       app.use(taskprofExpress(options));
@@ -381,20 +399,15 @@ const earlyAdapters = [
   },
   {
     name: 'fastify (an async onRequest hook ahead of taskprof)',
-    start: (options) =>
-      startFastify(options, (app) =>
-        app.addHook('onRequest', async () => {
-          await sleep(300);
-        }),
-      ),
+    start: (options, hold) => startFastify(options, (app) => app.addHook('onRequest', () => hold.wait())),
   },
   {
     name: 'node:http (the host awaits before calling the handler)',
-    async start(options) {
+    async start(options, hold) {
       const debug = taskprofHttp(options);
       const server = await listening(
         http.createServer(async (req, res) => {
-          await sleep(300);
+          await hold.wait();
           debug(req, res, () => {
             res.statusCode = req.url === hostRoute ? 200 : 404;
             res.end(req.url === hostRoute ? hostBody : 'app 404');
@@ -410,21 +423,33 @@ for (const adapter of earlyAdapters) {
   test(
     `faults on ${adapter.name}: a client that leaves before taskprof gets its request leaves no CPU profile or delta wait behind`,
     async () => {
-      const auth = { Authorization: 'Bearer tok-faults' };
-      const app = await adapter.start({ tracking: 'full', token: 'tok-faults' });
+      const hold = hostHold();
+      let reached = 0;
+      const options = {
+        tracking: 'full',
+        authorize: () => {
+          reached++;
+          return true;
+        },
+      };
+      const app = await adapter.start(options, hold);
+      const next = observe(app.server);
       const base = `http://127.0.0.1:${app.server.address().port}`;
-      const started = Date.now();
-      let passed = false;
       try {
-        // Both clients leave 100 ms in, while the app still holds their requests (300 ms).
-        await Promise.all([
-          abortAfter(`${base}/debug/pprof/profile?seconds=${orphanSeconds}`, 100, auth),
-          abortAfter(`${base}/debug/pprof/tasks?seconds=${orphanSeconds}&debug=1`, 100, auth),
-        ]);
-        await sleep(500);
+        // Both clients leave while the app holds their requests.
+        const seen = [next('/debug/pprof/profile'), next('/debug/pprof/tasks')];
+        const clients = [startRequest(`${base}/debug/pprof/profile?seconds=${orphanSeconds}`), startRequest(`${base}/debug/pprof/tasks?seconds=${orphanSeconds}&debug=1`)];
+        const servers = await Promise.all(seen);
+        assert.ok(await eventually(() => hold.arrived === 2, 5000), 'the app holds both requests');
+        for (const client of clients) client.leave();
+        await within(5000, Promise.all(servers.map((server) => server.closed)), 'the server saw both clients leave');
+        hold.release();
+        assert.ok(await eventually(() => reached === 2, 5000), 'taskprof got both requests');
+        // Had they started, the profile and the wait would hold for orphanSeconds (3 s).
+        assert.ok(await eventually(() => !cpuProfileRunning() && deltasInWait() === 0, 1500), 'the gone clients hold no profiler and no delta slot');
         const [cpu, ...deltas] = await Promise.all([
-          get(`${base}/debug/pprof/profile?seconds=1`, 10_000, auth),
-          ...Array.from({ length: 8 }, () => get(`${base}/debug/pprof/tasks?seconds=1&debug=1`, 10_000, auth)),
+          get(`${base}/debug/pprof/profile?seconds=1`, 10_000),
+          ...Array.from({ length: 8 }, () => get(`${base}/debug/pprof/tasks?seconds=1&debug=1`, 10_000)),
         ]);
         assert.deepEqual(
           { cpu: cpu.status, deltas: deltas.map((r) => r.status) },
@@ -434,10 +459,10 @@ for (const adapter of earlyAdapters) {
         assert.equal(await cpuProfilerRecording(), false, 'no CPU profile is left recording');
         const host = await get(base + hostRoute, 5000);
         assert.equal(host.status, 200);
-        passed = true;
       } finally {
-        // On failure, let an orphaned profile or wait run out before the next test or the end of the file.
-        if (!passed) await sleep(Math.max(0, started + orphanSeconds * 1000 + 700 - Date.now()));
+        hold.release();
+        // On failure, an orphaned profile or wait must not outlive this test.
+        await eventually(() => !cpuProfileRunning() && deltasInWait() === 0, orphanSeconds * 1000 + 2000);
         await app.close();
       }
     },

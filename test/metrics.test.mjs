@@ -48,11 +48,17 @@ test('full tracking: gauges and counters by type, oldest age, by route, dropped'
     const before = (await supertest(app).get('/debug/metrics').expect(200)).text;
     for (let i = 0; i < 5; i++) await supertest(app).get(`/orders/${i}`).expect(200);
     for (let i = 0; i < 3; i++) await supertest(app).get('/quick').expect(200);
-    // The timers of /quick have fired; their destroy comes just after.
-    await new Promise((resolve) => setTimeout(resolve, 50));
     const res = await supertest(app).get('/debug/metrics').expect(200);
     assert.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
-    const text = res.text;
+    // The timers of /quick have fired; their destroy comes just after.
+    let text = res.text;
+    assert.ok(
+      await eventually(async () => {
+        text = (await supertest(app).get('/debug/metrics').expect(200)).text;
+        return sample(text, 'taskprof_tasks_completed_total', 'type="Timeout"') >= 3;
+      }),
+      'the /quick timers are counted as completed',
+    );
     for (const name of ['taskprof_tasks', 'taskprof_tasks_created_total', 'taskprof_tasks_completed_total', 'taskprof_task_oldest_age_seconds',
       'taskprof_tasks_abandoned_total', 'taskprof_leak_suspects', 'taskprof_tracker_dropped_total', 'taskprof_tasks_by_route']) {
       assert.match(text, new RegExp(`^# TYPE ${name} (gauge|counter)$`, 'm'), name);

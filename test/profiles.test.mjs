@@ -13,6 +13,7 @@ import { busyFor, churn, retainMany, retained } from './fixtures/workload.mjs';
 import { binaryParser, eventually, fixturesDir } from './helpers.mjs';
 import { cpuProfileRunning } from '../dist/src/profiles/cpu.js';
 import { snapshotRunning } from '../dist/src/profiles/heapsnapshot.js';
+import { heapSampler } from '../dist/src/profiles/heap.js';
 
 const workload = path.join(fixturesDir, 'workload.mjs');
 
@@ -189,7 +190,8 @@ test('vars: JSON like expvar', async () => {
 test('heapSampling: "allocs" serves allocs (freed objects included) and heap says why it is off', async () => {
   const allocs = await start({ heapSampling: 'allocs' });
   try {
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The churn must come after the sampler has started (the mount starts it without waiting).
+    await heapSampler.starting;
     churn(300_000);
     const res = await allocs.agent.get('/debug/pprof/allocs').buffer(true).parse(binaryParser).expect(200);
     assert.equal(res.headers['content-disposition'], 'attachment; filename="allocs"');

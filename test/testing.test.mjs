@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { startLeakCheck, expectNoLeaks, LeakError } from 'taskprof/testing';
 import { startTracking, trackingSettings, withLabels } from 'taskprof';
 import * as cases from './fixtures/leakcheck-cases.mjs';
-import { fixturesDir, sourcePosition } from './helpers.mjs';
+import { eventually, fixturesDir, sourcePosition } from './helpers.mjs';
 
 const run = promisify(execFile);
 const casesFile = path.join(fixturesDir, 'leakcheck-cases.mjs');
@@ -61,11 +61,13 @@ test('labels and the creator are in the message', async () => {
 });
 
 test('a task that is finishing passes within timeoutMs, and fails when the timeout is shorter', async () => {
+  const fired = cases.finishedLaterCount();
   await expectNoLeaks(() => cases.finishLater(300), { timeoutMs: 2000 });
   const error = await failure(() => cases.finishLater(500), { timeoutMs: 50 });
   assert.match(error.message, /\[Timeout setTimeout\(500ms\), \d+ms\]/);
   assert.ok(error.message.includes(at('SLOW timer', 'setTimeout(')));
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  // The failed check's timer must not outlive this test.
+  assert.ok(await eventually(() => cases.finishedLaterCount() === fired + 2, 5000), 'the slow timer fired');
 });
 
 test('a never-settled promise nobody holds is garbage, not a leak', async () => {

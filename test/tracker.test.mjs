@@ -248,7 +248,7 @@ test('full: a task never keeps its creating frames\' objects; a frozen task obje
     session = new WeakRef(s);
     cache.push(s.load());
   })();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await cache[0];
   await collectGarbage();
   await collectGarbage();
   assert.equal(session.deref(), undefined, 'the dropped Session is collected though its settled promise is kept');
