@@ -78,7 +78,7 @@ async function measure(variant) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'taskprof-cg-'));
   const proc = spawn(
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${dir}/cg.%p`, process.execPath, '--single-threaded', path.join(here, 'overhead.mjs'), '--child', values.framework, variant, values.app],
+    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${dir}/cg.%p`, process.execPath, '--single-threaded', '--hash-seed=1', '--random-seed=1', '--expose-gc', path.join(here, 'overhead.mjs'), '--child', values.framework, variant, values.app],
     { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
   let stderr = '';
@@ -89,6 +89,12 @@ async function measure(variant) {
       proc.on('exit', (code) => reject(new Error(`${variant}: exited ${code}\n${stderr.slice(-2000)}`)));
     });
     await drive(port, warmup);
+    await new Promise((resolve) => {
+      proc.on('message', (message) => message.id === 'gc' && resolve());
+      proc.send({ type: 'gc', id: 'gc' });
+    });
+    // A full collection resets inline caches and may flush code: warm again.
+    await drive(port, 2000);
     execFileSync('callgrind_control', ['-i', 'on', String(proc.pid)], { stdio: 'ignore' });
     await drive(port, requests);
     execFileSync('callgrind_control', ['-i', 'off', String(proc.pid)], { stdio: 'ignore' });

@@ -56,17 +56,27 @@ async function child(framework, variant, appName) {
   // captures a stack for every async resource except promises. Imported before
   // the framework loads, as its README says.
   if (variant === 'why-is-node-running') await import('why-is-node-running');
+  // The tracker alone, started through the API with nothing mounted (no
+  // hook in the framework, no detector, no runtime stats): `tracker-counts`.
+  if (variant.startsWith('tracker-')) {
+    const { startTracking } = await import('taskprof');
+    startTracking({ mode: variant.slice('tracker-'.length), stackBudget: 0 });
+  }
   // The floor of any exact promise count: V8's promise hooks, empty.
   if (variant === 'promise-hooks') v8.promiseHooks.createHook({ init() {}, settled() {} });
   if (variant === 'promise-hooks-4') v8.promiseHooks.createHook({ init() {}, settled() {}, before() {}, after() {} });
 
-  // `sampled:0.02/heapoff` sets stackBudget 0.02 and heapSampling 'off'.
-  const [spec, flag] = variant.split('/');
+  // `sampled:0.02/heapoff` sets stackBudget 0.02 and heapSampling 'off';
+  // `/nodetect` turns the growth detector off (its sampling every 10 s is
+  // periodic work, which callgrind's slowed clock charges to far fewer
+  // requests than real time does). Flags combine: `sampled:0/heapoff/nodetect`.
+  const [spec, ...flags] = variant.split('/');
   const [mode, budget] = spec.split(':');
   const tracking = ['counts', 'sampled', 'full'].includes(mode) ? mode : undefined;
   const trackingOptions = { tracking };
   if (budget !== undefined) trackingOptions.stackBudget = Number(budget);
-  if (flag === 'heapoff') trackingOptions.heapSampling = 'off';
+  if (flags.includes('heapoff')) trackingOptions.heapSampling = 'off';
+  if (flags.includes('nodetect')) trackingOptions.leakDetection = false;
   const { respond, expected } = apps[appName];
   let server;
   let close;
@@ -106,7 +116,11 @@ async function child(framework, variant, appName) {
 
   process.on('disconnect', () => process.exit(0)); // parent gone: never linger
   process.on('message', async (message) => {
-    if (message.type === 'cpu') {
+    if (message.type === 'gc') {
+      // bench/instructions.mjs: every process starts its counted window right after a full collection.
+      globalThis.gc?.();
+      process.send({ id: message.id, collected: typeof globalThis.gc === 'function' });
+    } else if (message.type === 'cpu') {
       process.send({ id: message.id, cpu: process.cpuUsage(), memory: process.memoryUsage() });
     } else if (message.type === 'stats') {
       process.send({ id: message.id, stats: await childStats(variant) });
