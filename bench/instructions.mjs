@@ -10,18 +10,28 @@
 //       [--requests 3000] [--reps 3] [--parallel 2]
 //
 // Method:
-// - One fresh server process per (variant, rep), `node --single-threaded
-//   bench/overhead.mjs --child` (V8's compiler and collector on the main
-//   thread: with background threads the counts varied by up to 10% between
-//   processes of one variant, without them by well under 1%) under `valgrind --tool=callgrind --instr-atstart=no`: counting
-//   starts only after --warmup requests (the JIT warm, the stack budget's
-//   bank spent), then covers --requests requests (keep-alive, 4 in flight),
-//   and its total is divided by them. Periodic work (the budget's refill
-//   every second, the tracker's tick every 100 ms) falls inside the window:
-//   under valgrind the window lasts tens of seconds.
+// - One fresh server process per (variant, rep): `node --single-threaded
+//   --hash-seed=1 --random-seed=1 --expose-gc bench/overhead.mjs --child`
+//   under `valgrind --tool=callgrind --instr-atstart=no`. After --warmup
+//   requests the server runs a full collection, serves 2,000 more (a
+//   collection resets inline caches), and only then is counting turned on,
+//   for --requests requests (keep-alive, 4 in flight); the total is divided
+//   by them. With V8's compiler and collector on background threads, random
+//   seeds and no collection before the window, processes of one variant
+//   differed by 5 to 10% (a major collection fell inside the window or not);
+//   this way `none` repeats within 0.1%, and a variant now and then shows
+//   one collection more (reported as its max).
+// - What it overweights: under valgrind a request takes some 50 times
+//   longer, so work done per second (the growth detector's sample every
+//   10 s, the tracker's 100 ms tick, the stack budget's guaranteed stacks
+//   per second) lands on 50 times fewer requests than in real time. The
+//   `/nodetect` variants leave the detector out for that reason; `sampled`
+//   with stacks is overstated (its guarantee of 64 stacks a second per
+//   class is a few per request here, one per 250 requests at full speed).
+//   About half of the counted instructions are V8's optimizing compiler,
+//   still at work after this warm-up in every variant.
 // - Medians over --reps processes per variant; the overhead is the ratio of
-//   medians to `none`. The spread between reps is given: it is what the
-//   method resolves (GC timing and JIT decisions differ between processes).
+//   medians to `none`, with the spread between processes.
 import { spawn, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -7,22 +7,7 @@ import type { TaskprofOptions } from '../src/options.js';
 
 export type { TaskprofOptions } from '../src/options.js';
 
-// The route context Fastify 4 and 5 keep on each request, under their
-// 'fastify.context' symbol: its config holds the route's URL template, the
-// same value request.routeOptions.url reads, but without building
-// routeOptions (an object of 13 properties and a constraint lookup, on every
-// read). Found on the first request; routeOptions where it is not there.
-let routeContextKey: symbol | null | undefined;
-
 function routeOf(request: FastifyRequest): string | undefined {
-  if (routeContextKey === undefined) routeContextKey = Object.getOwnPropertySymbols(request).find((key) => key.description === 'fastify.context') ?? null;
-  if (routeContextKey !== null) {
-    const context = (request as unknown as Record<symbol, { config?: { url?: unknown } } | undefined>)[routeContextKey];
-    if (context !== undefined) {
-      const url = context.config?.url;
-      return typeof url === 'string' ? url : undefined;
-    }
-  }
   const legacy = request as unknown as { routerPath?: string };
   return request.routeOptions?.url ?? legacy.routerPath;
 }

@@ -40,27 +40,16 @@ export interface MountedTaskprof {
 }
 
 // Label sets of (method, route) pairs, shared by their requests; bounded
-// (past the bound each request gets its own, which only costs an
-// allocation). By method, then route, without joining them into a key: the
-// method and route strings are the parser's and the framework's own, the
-// same string every request, so their hashes are computed once.
-const routeLabelSets = new Map<string, Map<string | undefined, LabelSet>>();
-let routeLabelSetCount = 0;
+// (past the bound each request gets its own, which only costs an allocation).
+const routeLabelSets = new Map<string, LabelSet>();
 const maxRouteLabelSets = 1000;
 
 function routeLabels(method: string, route: string | undefined): LabelSet {
-  let byRoute = routeLabelSets.get(method);
-  if (byRoute === undefined) {
-    byRoute = new Map();
-    if (routeLabelSetCount < maxRouteLabelSets) routeLabelSets.set(method, byRoute);
-  }
-  let labels = byRoute.get(route);
+  const key = route === undefined ? method : method + ' ' + route;
+  let labels = routeLabelSets.get(key);
   if (labels === undefined) {
     labels = new LabelSet(route === undefined ? { method } : { method, route });
-    if (routeLabelSetCount < maxRouteLabelSets) {
-      byRoute.set(route, labels);
-      routeLabelSetCount++;
-    }
+    if (routeLabelSets.size < maxRouteLabelSets) routeLabelSets.set(key, labels);
   }
   return labels;
 }
