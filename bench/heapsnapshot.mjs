@@ -52,6 +52,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { canPin, forkServer, pinToCpu, provenance, readSlowly, rssWatch } from './harness.mjs';
 import v8 from 'node:v8';
+import { snapshotMemoryFactor } from '../dist/src/profiles/heapsnapshot.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -417,7 +418,7 @@ function report(data) {
     out += `\nWhile streaming, the server's \`external\` memory (5 ms samples) fell by more than 1 MiB between two samples ${streamed.map((v) => `${median(all.filter((r) => r.variant === v).map((r) => r.serverExternalDrops))} times (${mb(median(all.filter((r) => r.variant === v).map((r) => r.serverExternalDropped)))} in all) for ${v}`).join(', ')}: read buffers already written, freed only when a GC runs; at most ${(Math.max(...streamed.map((v) => summary[v].serverPeakQueued)) / 1024).toFixed(0)} KiB was ever queued unwritten.\n`;
   }
   if (v8own) {
-    out += `\ntaskprof refuses a snapshot (507) when less than 2 × the used heap is available: ${mb(2 * v8own.heapUsed)} here; V8's own peak rise was ${mb(v8own.peakRise)} (${(v8own.peakRise / v8own.heapUsed).toFixed(1)} × the used heap).\n`;
+    out += `\ntaskprof refuses a snapshot (507) when less than ${snapshotMemoryFactor} × the used heap is available: ${mb(snapshotMemoryFactor * v8own.heapUsed)} here; V8's own peak rise was ${mb(v8own.peakRise)} (${(v8own.peakRise / v8own.heapUsed).toFixed(1)} × the used heap).\n`;
   }
   out += `\nPer measurement (peak RSS rise; the 2 ms samples alone in brackets):\n\n`;
   for (const r of all) {
