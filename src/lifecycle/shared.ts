@@ -20,11 +20,6 @@ import { disconnectInspector } from '../v8/inspector.js';
 // Mounts holding the shared state.
 let holders = 0;
 
-/** How many mounts hold the shared state now. */
-export function sharedHolders(): number {
-  return holders;
-}
-
 /** Starts (or reconfigures) the process-wide tracker from mount options. */
 function applyTracking(options: ResolvedOptions): void {
   if (options.tracking === undefined && trackingChosen()) return;
