@@ -51,6 +51,11 @@ export function registerTaskMetrics(
       this.reset();
       for (const count of read().counts) this.inc({ type: count.type }, byType(count));
     };
+  const gaugeOf = (byType: (count: TypeCount) => number) =>
+    function (this: Gauge<'type'>): void {
+      this.reset();
+      for (const count of read().counts) this.set({ type: count.type }, byType(count));
+    };
   const definitions: Array<() => Gauge | Counter> = [
     () =>
       new Gauge({
@@ -58,10 +63,7 @@ export function registerTaskMetrics(
         help: typeHelp,
         labelNames: ['type'],
         registers,
-        collect(this: Gauge<'type'>) {
-          this.reset();
-          for (const count of read().counts) this.set({ type: count.type }, count.live);
-        },
+        collect: gaugeOf((count) => count.live),
       }),
     () =>
       new Counter({
@@ -105,10 +107,7 @@ export function registerTaskMetrics(
         help: 'Live tasks of each type without a creation stack: not captured (over the stack budget, or tracking counts), or maxTasks records were held. They are counted in taskprof_tasks all the same.',
         labelNames: ['type'],
         registers,
-        collect(this: Gauge<'type'>) {
-          this.reset();
-          for (const count of read().counts) this.set({ type: count.type }, count.withoutStack);
-        },
+        collect: gaugeOf((count) => count.withoutStack),
       }),
     () =>
       new Gauge({
