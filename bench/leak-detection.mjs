@@ -38,7 +38,7 @@ async function runMode(tracking) {
   const healthy = await startGrowthApp({ leaky: false, options: { tracking } });
   const stops = [steadyLoad(leaky.base, [...healthyPaths, ...leakyPaths], rate), steadyLoad(healthy.base, healthyPaths, rate)];
   const started = Date.now();
-  const result = { tracking, timerFlaggedAfterS: null, promiseFlaggedAfterS: null, otherFlaggedInLeakyApp: [], flaggedInHealthyApp: [], samples: 0 };
+  const result = { tracking, timerFlaggedAfterS: null, promiseFlaggedAfterS: null, otherFlaggedInLeakyApp: [], flaggedInHealthyApp: [], samples: 0, listings: [] };
   try {
     while (Date.now() - started < minutes * 60_000) {
       await new Promise((resolve) => setTimeout(resolve, pollMs));
@@ -52,6 +52,20 @@ async function runMode(tracking) {
         if (!isTimerLeak(s) && !isPromiseLeak(s)) result.otherFlaggedInLeakyApp.push({ atS: elapsedS, type: s.type, labels: s.labels, top: s.stack[0] });
       }
       for (const s of calm.suspects) result.flaggedInHealthyApp.push({ atS: elapsedS, type: s.type, labels: s.labels, top: s.stack[0] });
+      // What the leaky app's listing shows: how many tasks have no stack,
+      // how many of those no estimate could place, and the stack budget.
+      const listing = await (await fetch(`${leaky.base}/debug/pprof/tasks?debug=1&format=json`)).json();
+      const vars = await (await fetch(`${leaky.base}/debug/vars`)).json();
+      const unplaced = listing.groups.filter((g) => g.stack.length === 0 && g.type !== 'Immediate');
+      result.listings.push({
+        atS: elapsedS,
+        total: listing.total,
+        withoutStack: listing.withoutStack,
+        unplaced: unplaced.reduce((n, g) => n + g.count, 0),
+        leakedIntervalsAtLine: listing.groups.filter(isTimerLeak).reduce((n, g) => n + g.count, 0),
+        reportPromisesAtLines: listing.groups.filter((g) => isPromiseLeak(g) && g.stack.length > 0).reduce((n, g) => n + g.count, 0),
+        stackBudget: vars.tasks.stackBudget,
+      });
       console.error(`[${tracking}] ${elapsedS}s: leaky app ${leaks.suspects.length} suspects, healthy app ${calm.suspects.length}`);
     }
   } finally {
@@ -70,6 +84,14 @@ table += '| tracking | interval leak flagged after | promise leak flagged after 
 for (const r of results) {
   const at = (s) => (s === null ? `not in ${minutes} min` : `${s} s`);
   table += `| ${r.tracking} | ${at(r.timerFlaggedAfterS)} | ${at(r.promiseFlaggedAfterS)} | ${r.otherFlaggedInLeakyApp.length} | ${r.flaggedInHealthyApp.length} |\n`;
+}
+table += '\nThe leaky app\'s listing (`tasks?debug=1`) during the run: live tasks, those without a stack, those no estimate placed (listed with no line), the leaks at their lines, and the stack budget.\n\n';
+table += '| tracking | at | live | without a stack | placed nowhere | leaked intervals at their line | /report promises at their lines | stacks captured | ms | per class a second |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
+for (const r of results) {
+  for (const l of r.listings.filter((_, i, all) => i === 1 || i === 5 || i === all.length - 1)) {
+    const b = l.stackBudget;
+    table += `| ${r.tracking} | ${l.atS} s | ${l.total} | ${l.withoutStack} | ${l.unplaced} | ${l.leakedIntervalsAtLine} | ${l.reportPromisesAtLines} | ${b?.captures ?? '—'} | ${b?.captureMs?.toFixed(0) ?? '—'} | ${b?.stacksPerClass ?? 'all'} |\n`;
+  }
 }
 console.log(table);
 mkdirSync(path.join(here, 'results'), { recursive: true });

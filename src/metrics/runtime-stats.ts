@@ -59,6 +59,6 @@ export function runtimeVars(): Record<string, unknown> {
             },
       utilization: eluAtStart === undefined ? null : performance.eventLoopUtilization(eluAtStart).utilization,
     },
-    tasks: { total, withoutStack, tracking: tracker.mode, byType },
+    tasks: { total, withoutStack, tracking: tracker.mode, byType, stackBudget: tracker.stackBudgetStats() ?? null },
   };
 }

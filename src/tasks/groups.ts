@@ -10,6 +10,7 @@ import type { TaskRecord, TypeCount } from '../tracker/types.js';
 import { framesOf, type StackEntry, type StackFrame } from '../stacks/stack.js';
 import { emptyLabels, type Labels } from '../labels/labels.js';
 import { describeTask } from './describe.js';
+import type { CaptureClass, CaptureWindow } from '../tracker/stack-budget.js';
 
 export interface TaskGroup {
   /** Identifies the group across listings (type, detail, stack and labels). */
@@ -43,10 +44,15 @@ export interface TaskListing {
 }
 
 interface Accumulator extends TaskGroup {
+  labelsKey: string;
   /** Expected tasks without a stack that the group's sampled records stand for. */
   extra: number;
-  /** The same, by the stack budget class the records were sampled in. */
-  extraIn: Map<object, number>;
+  /** The same, by the stack budget window (class and second) the records were sampled in. */
+  extraIn: Map<CaptureWindow, number>;
+  /** Tasks the group's records stand for in all (their weights), by the class they were sampled in. */
+  weightIn: Map<CaptureClass, number>;
+  /** Tasks its records stand for in all. */
+  weight: number;
 }
 
 export interface GroupOptions {
@@ -83,15 +89,23 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
         stack: stack === undefined ? [] : framesOf(stack),
         entry: stack,
         unrecorded: false,
+        labelsKey,
         extra: 0,
         extraIn: new Map(),
+        weightIn: new Map(),
+        weight: 0,
       };
       groups.set(id, group);
     }
     group.recorded++;
     group.count++;
     group.extra += record.weight - 1;
-    if (record.sampledIn !== undefined && record.weight > 1) group.extraIn.set(record.sampledIn, (group.extraIn.get(record.sampledIn) ?? 0) + record.weight - 1);
+    group.weight += record.weight;
+    const window = record.sampledIn;
+    if (window !== undefined) {
+      if (record.weight > 1) group.extraIn.set(window, (group.extraIn.get(window) ?? 0) + record.weight - 1);
+      group.weightIn.set(window.captureClass, (group.weightIn.get(window.captureClass) ?? 0) + record.weight);
+    }
     if (record.createdAt < group.oldestCreatedAt) group.oldestCreatedAt = record.createdAt;
   });
   const byType = new Map<string, Accumulator[]>();
@@ -105,16 +119,32 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
   for (const group of [...stacked.values(), ...stackless.values()]) recordedByType.set(group.type, (recordedByType.get(group.type) ?? 0) + group.recorded);
   // Promises without a record: each window's (a class of tasks in one
   // second) go to the groups of the records sampled in that window, whose
-  // weights stand for them (a quiet route's group never takes a busy route's).
+  // weights stand for them (a quiet route's group never takes a busy
+  // route's); what those cannot stand for (no record of that second was
+  // sampled) goes to the groups of the same class's records of other
+  // seconds, in proportion to what they stand for.
   const placedByType = new Map<string, number>();
   for (const { sampledIn, type, count } of tracker.unrecordedBySample()) {
-    const sampled = (byType.get(type) ?? []).filter((g) => g.extraIn.has(sampledIn));
-    const placed = place(sampled, count, (g) => g.extraIn.get(sampledIn)!);
+    const ofType = byType.get(type) ?? [];
+    let placed = place(
+      ofType.filter((g) => g.extraIn.has(sampledIn)),
+      count,
+      (g) => g.extraIn.get(sampledIn)!,
+    );
+    const ofClass = ofType.filter((g) => g.weightIn.has(sampledIn.captureClass));
+    placed += place(ofClass, count - placed, (g) => g.weightIn.get(sampledIn.captureClass)!, false);
     placedByType.set(type, (placedByType.get(type) ?? 0) + placed);
   }
-  // Timers and handles without a stack have records: theirs go to groups of the same detail.
+  // Timers and handles without a stack have records: theirs go to groups of
+  // the same detail and labels (a timer's class is its duration on its
+  // route), first as far as their sampled records' weights stand for them,
+  // then in proportion to what those groups' records stand for; failing
+  // those, to groups of the same detail on other labels, as far as weights go.
   for (const pool of stackless.values()) {
     const sameDetail = (byType.get(pool.type) ?? []).filter((g) => g.detail === pool.detail);
+    const sameClass = sameDetail.filter((g) => g.labelsKey === pool.labelsKey);
+    pool.count -= place(sameClass, pool.count, (g) => g.extra);
+    pool.count -= place(sameClass, pool.count, (g) => g.weight, false);
     pool.count -= place(sameDetail, pool.count, (g) => g.extra);
     if (pool.count > 0) result.push(strip(pool));
   }
@@ -148,18 +178,21 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
 }
 
 function strip(group: Accumulator): TaskGroup {
-  const { extra: _extra, extraIn: _extraIn, ...plain } = group;
+  const { labelsKey: _labelsKey, extra: _extra, extraIn: _extraIn, weightIn: _weightIn, weight: _weight, ...plain } = group;
   return plain;
 }
 
 // Gives up to `tasks` tasks without a stack to `groups`, in proportion to
-// the extra weight of their sampled records (`extraOf`), at most as many as
-// that weight stands for, with largest remainders so that the parts add up;
-// marks those groups estimated; returns how many were placed.
-function place(groups: Accumulator[], tasks: number, extraOf: (group: Accumulator) => number): number {
+// `extraOf` (what their sampled records stand for beyond themselves), at
+// most as many as that stands for unless `capped` is false, with largest
+// remainders so that the parts add up; marks those groups estimated;
+// returns how many were placed.
+function place(groups: Accumulator[], tasks: number, extraOf: (group: Accumulator) => number, capped = true): number {
+  if (tasks <= 0 || groups.length === 0) return 0;
   const extras = groups.map(extraOf);
   const extra = extras.reduce((n, e) => n + e, 0);
-  const placed = Math.min(tasks, Math.round(extra));
+  if (extra <= 0) return 0;
+  const placed = capped ? Math.min(tasks, Math.round(extra)) : tasks;
   if (placed <= 0) return 0;
   const shares = extras.map((e) => (placed * e) / extra);
   let given = 0;
@@ -167,9 +200,14 @@ function place(groups: Accumulator[], tasks: number, extraOf: (group: Accumulato
     const whole = Math.floor(shares[i]!);
     g.count += whole;
     given += whole;
-    g.estimated = true;
+    // A sampled group is an estimate even when rounding gave it none; one
+    // whose records are all exact only once it is given some.
+    if (capped || whole > 0) g.estimated = true;
   });
   const byRemainder = groups.map((g, i) => ({ g, r: shares[i]! - Math.floor(shares[i]!) })).sort((a, b) => b.r - a.r);
-  for (let i = 0; given < placed && i < byRemainder.length; i++, given++) byRemainder[i]!.g.count++;
+  for (let i = 0; given < placed && i < byRemainder.length; i++, given++) {
+    byRemainder[i]!.g.count++;
+    byRemainder[i]!.g.estimated = true;
+  }
   return placed;
 }

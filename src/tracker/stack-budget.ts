@@ -1,15 +1,17 @@
 // Stack capture under a CPU budget. A creation stack costs microseconds to
 // capture (docs/design.md), far more than the task itself, so the tracker
 // captures them within a share of the process's CPU time: while it is under
-// the share, every task gets its stack; above it, the budget goes first to
-// each capture class's first few stacks every second (a class is a task type
-// on an HTTP route, or a timer's duration), which may borrow ahead from the
-// budget, and the rest of a busy class's tasks are counted without one. In
-// the long run capture takes no more than the share. Past its first few a
-// second, a busy class's n-th task gets a stack with probability few/n, and
-// its record stands for n/few tasks (its weight): an unbiased estimate
-// however a burst's tasks are ordered (taking the first ones that came put
-// a burst's every stack at its first sites).
+// the share, every task gets its stack. Over it, the budget is shared
+// fairly among the capture classes (a class is a task type on an HTTP
+// route, or a timer's duration on a route): every second each class may
+// have up to a *level* of stacks, the level set from what the classes made
+// the second before and what the budget earns (a max-min fair share), so a
+// class that makes few tasks keeps all its stacks and only the busy ones
+// are sampled. Past the level, a class's n-th task of the second gets a
+// stack with probability level/n and its record stands for n/level tasks
+// (its weight): an unbiased estimate however a burst's tasks are ordered
+// (taking the first ones that came put a burst's every stack at its first
+// sites). In the long run capture takes no more than the share.
 import type { LabelSet } from '../labels/labels.js';
 
 /** The weight of a task whose stack every task of its class got: it stands for itself. */
@@ -27,47 +29,95 @@ export class CaptureWindow {
   /** Whether the budget's set of windows with unrecorded tasks holds it. */
   listed = false;
   constructor(
-    readonly type: string,
+    /** The class it is a second of: a window without a sampled record is estimated by its class's other ones. */
+    readonly captureClass: CaptureClass,
     readonly epoch: number,
-    readonly owner: StackBudget,
   ) {}
+
+  get type(): string {
+    return this.captureClass.type;
+  }
 }
 
 /** Tasks of one kind (a type on a route, or a timer's duration on a route): what the budget samples by. */
-export interface CaptureClass {
-  readonly type: string;
-  /** A timer class's duration (NaN for other classes). */
-  readonly msecs: number;
+export class CaptureClass {
+  /** Its second now (or its last one). */
   window: CaptureWindow;
-  /** The budget it belongs to: a label set outliving a session caches an old one. */
-  readonly owner: StackBudget;
+  /** While the budget is shared: its tasks a second that get their stack in full (see StackBudget.admit), set for the second `levelEpoch`. */
+  level = Infinity;
+  levelEpoch = -1;
+  constructor(
+    readonly type: string,
+    /** A timer class's durations start here: [msecs, 2 msecs) (NaN for other classes). */
+    readonly msecs: number,
+    /** The budget it belongs to: a label set outliving a session caches an old one. */
+    readonly owner: StackBudget,
+    epoch: number,
+  ) {
+    this.window = new CaptureWindow(this, epoch);
+  }
 }
 
-// Stacks each class is first in line for every second, so that a route
-// that makes few tasks always has all its stacks even while a busy route (or
-// a fetch-heavy background job) uses the budget up. They may borrow up to
-// a bank's worth ahead, repaid from later earnings.
-const guaranteedPerClass = 64;
+/** What the stack budget has done since tracking started (GET /vars). */
+export interface StackBudgetStats {
+  /** The share of CPU time stacks may take. */
+  share: number;
+  /** Stacks captured. */
+  captures: number;
+  /** Time they took, ms. */
+  captureMs: number;
+  /** Tasks made while over the budget without a stack. */
+  refused: number;
+  /** Budget left, ms (below zero: spent ahead). */
+  balanceMs: number;
+  /** Whether the budget is shared out among the classes now (over the budget). */
+  shared: boolean;
+  /** While shared: the stacks a second each class may have, its fair share (null: no limit). */
+  stacksPerClass: number | null;
+}
+
+// The lowest share: a class's first task of a second then gets its stack
+// with this probability (and stands for 1/minShare tasks).
+const minShare = 0.01;
 // Classes followed at once; beyond, the rest of a type shares one class.
 const maxClasses = 256;
 // Capture time banked while idle, as seconds of the share at one busy core
 // (200 ms at the default 1%): a burst of new tasks (start-up, a test) after a
-// quiet while gets all its stacks. Guaranteed stacks may borrow as much ahead.
+// quiet while gets all its stacks.
 const bankSeconds = 20;
 // The most one capture is charged (a capture takes 10 to 100 µs; more is a pause inside it).
 const maxChargeMs = 0.5;
-// How far past the budget the samples beyond the guarantee may go, as a share of the bank.
+// How far past the budget the samples beyond the level may go, as a share of the bank.
 const samplingDebtShare = 0.1;
 // Capture time granted every second (refill()) even to an idle process: a tenth of a per cent.
 const floorMsPerSecond = 1;
+// While shared, a debt is repaid (or a surplus spent) over this many seconds.
+const settleSeconds = 10;
+// The budget stops being shared once the bank is this full again.
+const unshareShare = 0.5;
+// What a capture is taken to cost before one was measured (ms).
+const firstCostMs = 0.02;
 
 export class StackBudget {
-  // Below zero: guaranteed captures borrowed ahead.
+  // Below zero: captures made ahead of the budget.
   #tokensMs: number;
   #capacityMs: number;
   #share: number;
   #lastCpuUs = 0;
   #epoch = 0;
+  // Over the budget: captures are shared out among the classes until the bank refills.
+  #shared = false;
+  // While shared, each class's expected stacks a second (a class making no more gets them all).
+  #fairShare = Infinity;
+  // What the last second earned: the rate a level is set for.
+  #earnedMs = floorMsPerSecond;
+  // The measured time of a capture, averaged over the last seconds.
+  #costMs = firstCostMs;
+  #secondCaptures = 0;
+  #secondMs = 0;
+  #captures = 0;
+  #captureMs = 0;
+  #refused = 0;
   // Windows with live tasks that have no record; left when the last one ends.
   #unrecordedWindows = new Set<CaptureWindow>();
   #unlabelledPromises: CaptureClass | undefined;
@@ -84,7 +134,10 @@ export class StackBudget {
     this.#lastCpuUs = cpu.user + cpu.system;
   }
 
-  /** Called every second: earns the share of the CPU time used since, and starts new class windows. */
+  /**
+   * Called every second: earns the share of the CPU time used since, sets
+   * the level for the second to come, and starts new class windows.
+   */
   refill(): void {
     if (this.#unlimited || this.#share === 0) return;
     const cpu = process.cpuUsage();
@@ -92,7 +145,18 @@ export class StackBudget {
     const earned = (this.#share * (cpuUs - this.#lastCpuUs)) / 1000 + floorMsPerSecond;
     this.#lastCpuUs = cpuUs;
     this.#tokensMs = Math.min(this.#capacityMs, this.#tokensMs + earned);
+    if (this.#secondCaptures > 0) {
+      const cost = this.#secondMs / this.#secondCaptures;
+      this.#costMs = this.#costMs === firstCostMs ? cost : 0.5 * this.#costMs + 0.5 * cost;
+    }
+    this.#secondCaptures = 0;
+    this.#secondMs = 0;
+    if (this.#tokensMs <= 0) this.#shared = true;
+    else if (this.#tokensMs >= this.#capacityMs * unshareShare) this.#shared = false;
+    this.#earnedMs = earned;
     this.#epoch++;
+    if (this.#shared) this.#shareOut(earned + this.#tokensMs / settleSeconds, this.#epoch - 1);
+    else this.#fairShare = Infinity;
     // Classes idle for a whole window are forgotten (tasks keep theirs).
     if (this.#classes.size > maxClasses / 2) {
       for (const [key, cls] of this.#classes) if (cls.window.epoch < this.#epoch - 1) this.#classes.delete(key);
@@ -105,11 +169,50 @@ export class StackBudget {
     this.#dropEmptyWindows();
   }
 
+  /**
+   * Shares `spendMs` of captures a second out among the classes by what
+   * each made in second `epoch` (max-min fair: a class that made less than
+   * the fair share gets all it made, the rest share what is left), and sets
+   * each busy class's level so that its expected stacks are its share.
+   */
+  #shareOut(spendMs: number, epoch: number): void {
+    const classes = [...this.#classes.values()];
+    const demandOf = (cls: CaptureClass) => (cls.window.epoch === epoch ? cls.window.attempts : 0);
+    const demands = classes.map(demandOf).filter((d) => d > 0).sort((a, b) => a - b);
+    let left = Math.max(0, spendMs / this.#costMs);
+    let share = Infinity;
+    for (let i = 0; i < demands.length; i++) {
+      const even = left / (demands.length - i);
+      if (demands[i]! > even) {
+        share = even;
+        break;
+      }
+      left -= demands[i]!;
+    }
+    this.#fairShare = Math.max(minShare, share);
+    for (const cls of classes) {
+      const demand = demandOf(cls);
+      cls.level = demand > this.#fairShare ? levelFor(demand, this.#fairShare) : this.#fairShare;
+      cls.levelEpoch = this.#epoch;
+    }
+  }
+
   /** Whether every task gets its stack (full tracking). */
   get unlimited(): boolean {
     return this.#unlimited;
   }
 
+  stats(): StackBudgetStats {
+    return {
+      share: this.#unlimited ? 1 : this.#share,
+      captures: this.#captures,
+      captureMs: Math.round(this.#captureMs * 1000) / 1000,
+      refused: this.#refused,
+      balanceMs: this.#unlimited ? 0 : Math.round(this.#tokensMs * 1000) / 1000,
+      shared: this.#shared,
+      stacksPerClass: this.#shared ? Math.round(this.#fairShare * 100) / 100 : null,
+    };
+  }
   /** A task's class: its type on its route. */
   classOf(type: string, labels: LabelSet | undefined): CaptureClass {
     if (labels !== undefined) return this.#labelledClass(type, labels);
@@ -119,10 +222,14 @@ export class StackBudget {
   }
 
   /**
-   * A timer's class: its duration on its route. The duration tells a
-   * leaking interval apart from the app's many short timeouts for free.
+   * A timer's class: its duration, to the power of two below it, on its
+   * route. The duration tells a leaking interval apart from the app's many
+   * short timeouts for free; by powers of two, timeouts of random or
+   * remaining durations (a retry's jitter, Node's keep-alive) make a few
+   * classes, not one each.
    */
-  timerClassOf(type: string, labels: LabelSet | undefined, msecs: number): CaptureClass {
+  timerClassOf(type: string, labels: LabelSet | undefined, duration: number): CaptureClass {
+    const msecs = duration >= 2 ? 2 ** (31 - Math.clz32(duration)) : 1;
     if (labels === undefined) {
       let cls = this.#unlabelledTimers.get(msecs);
       if (cls === undefined) {
@@ -146,23 +253,37 @@ export class StackBudget {
   admit(cls: CaptureClass): number {
     if (this.#unlimited) return EXACT;
     const n = ++this.windowOf(cls).attempts;
-    if (this.#tokensMs > 0) return EXACT;
+    const weight = this.#weightOf(cls, n);
+    if (weight === 0) this.#refused++;
+    return weight;
+  }
+
+  #weightOf(cls: CaptureClass, n: number): number {
+    if (this.#tokensMs > 0 && !this.#shared) return EXACT;
     if (this.#tokensMs <= -this.#capacityMs) return 0;
-    // Over the budget: a class's first few a second, then its n-th with probability few/n.
-    if (n <= guaranteedPerClass) return EXACT;
-    // Samples past the guarantee borrow little: 64 ln(n/64) of them a second
-    // per busy class (some 350 at 15,000 tasks a second) would otherwise
-    // spend the whole debt limit, doubling what a process spends on stacks
-    // before the budget holds (measured: 6% of a Fastify server's CPU for ten
-    // seconds after start, with the same debt as the bank).
+    // Over the budget: every class's tasks up to the level, then its n-th
+    // with probability level/n (the first ones too, at a level below 1).
+    if (!this.#shared) {
+      // The bank ran out within this second: shared from now on, at the
+      // level this second's tasks so far would have had.
+      this.#shared = true;
+      this.#shareOut(this.#earnedMs, this.#epoch);
+    }
+    // A class made since the levels were set (or forgotten meanwhile) has the fair share as its level.
+    const level = cls.levelEpoch === this.#epoch ? cls.level : this.#fairShare;
+    if (n <= level) return EXACT;
+    // Samples past the level borrow little: a burst within one second
+    // (level × ln(n / level) samples) would otherwise spend the whole debt
+    // limit (measured: 6% of a Fastify server's CPU for ten seconds after
+    // start, with the same debt as the bank).
     if (this.#tokensMs <= -this.#capacityMs * samplingDebtShare) return 0;
-    return Math.random() * n < guaranteedPerClass ? n / guaranteedPerClass : 0;
+    return Math.random() * n < level ? n / level : 0;
   }
 
   /** The class's window of this second. */
   windowOf(cls: CaptureClass): CaptureWindow {
     let window = cls.window;
-    if (window.epoch !== this.#epoch) window = cls.window = new CaptureWindow(cls.type, this.#epoch, this);
+    if (window.epoch !== this.#epoch) window = cls.window = new CaptureWindow(cls, this.#epoch);
     return window;
   }
 
@@ -200,7 +321,13 @@ export class StackBudget {
    * leave a busy second with no sampled stack to estimate by).
    */
   charge(ms: number): void {
-    if (!this.#unlimited) this.#tokensMs -= Math.min(ms, maxChargeMs);
+    const charged = Math.min(ms, maxChargeMs);
+    this.#captures++;
+    this.#captureMs += charged;
+    if (this.#unlimited) return;
+    this.#tokensMs -= charged;
+    this.#secondCaptures++;
+    this.#secondMs += charged;
   }
 
   #labelledClass(type: string, labels: LabelSet): CaptureClass {
@@ -229,9 +356,37 @@ export class StackBudget {
       cls = this.#classes.get(key);
       if (cls !== undefined) return cls;
     }
-    cls = { type, msecs, window: new CaptureWindow(type, this.#epoch, this), owner: this };
+    cls = new CaptureClass(type, msecs, this, this.#epoch);
     this.#classes.set(key, cls);
     return cls;
   }
 }
 
+
+/**
+ * The stacks a class that makes `tasks` tasks in a second gets at `level`:
+ * all of them up to the level, then the n-th with probability level/n.
+ */
+export function expectedCaptures(tasks: number, level: number): number {
+  if (tasks <= level) return tasks;
+  const whole = Math.floor(level);
+  return whole + level * (harmonic(tasks) - harmonic(whole));
+}
+
+/** The level at which a class making `tasks` a second expects `stacks` stacks (stacks < tasks). */
+export function levelFor(tasks: number, stacks: number): number {
+  let low = minShare * 0.01;
+  let high = stacks;
+  for (let i = 0; i < 30; i++) {
+    const mid = (low + high) / 2;
+    if (expectedCaptures(tasks, mid) <= stacks) low = mid;
+    else high = mid;
+  }
+  return low;
+}
+
+// H(n) = 1 + 1/2 + ... + 1/n, to within 1e-4 from n = 1.
+function harmonic(n: number): number {
+  if (n < 1) return 0;
+  return Math.log(n) + 0.5772156649 + 1 / (2 * n) - 1 / (12 * n * n);
+}

@@ -11,6 +11,7 @@ import { trackTimers, TIMEOUT_TYPE, type TimerTracking } from './timers.js';
 import { trackHandles, type HandleTracking } from './handles.js';
 import { trackResources, type ResourceTracking } from './resource-hook.js';
 import { Session, TypeCounts, type TrackedTask } from './session.js';
+import type { CaptureWindow, StackBudgetStats } from './stack-budget.js';
 import { PROMISE_TYPE, defaultTrackerSettings, type AbandonedSite, type TaskRecord, type TrackerSettings, type TrackingMode, type TypeCount } from './types.js';
 
 // Creation sites of abandoned tasks kept at once; more are only counted.
@@ -291,12 +292,18 @@ export class Tracker {
   }
 
   /** Live promises without a record, by the stack budget window (class and second) records were sampled in (see tasks/groups.ts). */
-  unrecordedBySample(): Array<{ sampledIn: object; type: string; count: number }> {
-    const out: Array<{ sampledIn: object; type: string; count: number }> = [];
+  unrecordedBySample(): Array<{ sampledIn: CaptureWindow; type: string; count: number }> {
+    const out: Array<{ sampledIn: CaptureWindow; type: string; count: number }> = [];
     const session = this.#session;
     if (session === undefined) return out;
     for (const window of session.budget.unrecordedWindows()) out.push({ sampledIn: window, type: window.type, count: window.unrecorded });
     return out;
+  }
+
+  /** What the stack budget has captured and refused; undefined when no stacks are captured (counts, off). */
+  stackBudgetStats(): StackBudgetStats | undefined {
+    const session = this.#session;
+    return session?.captureStacks ? session.budget.stats() : undefined;
   }
 
   /** Id of the newest record; every task recorded later has a larger one. */

@@ -1,6 +1,7 @@
 // What the tracker records and reports, and its settings.
 import type { LabelSet } from '../labels/labels.js';
 import type { StackEntry } from '../stacks/stack.js';
+import type { CaptureWindow } from './stack-budget.js';
 
 export type TrackingMode = 'full' | 'sampled' | 'counts' | 'off';
 export const trackingModes: readonly TrackingMode[] = ['full', 'sampled', 'counts', 'off'];
@@ -45,8 +46,8 @@ export interface TaskRecord {
    * more when its stack was captured while the stack budget sampled its class.
    */
   readonly weight: number;
-  /** The stack budget class its stack was sampled in (an opaque identity, for estimates), when it was. */
-  readonly sampledIn: object | undefined;
+  /** The stack budget window (class and second) its stack was captured in, for estimates; undefined under `full` and for timers and handles. */
+  readonly sampledIn: CaptureWindow | undefined;
   readonly live: boolean;
   /** The task's own object (timer, socket, server...) while it is live; undefined for promises. */
   readonly resource: object | undefined;
