@@ -120,13 +120,14 @@ test('default mode over its budget: the leaks are at their lines with their exac
     const ttlCache = path.join(fixturesDir, '..', '..', 'examples', 'demo', 'ttl-cache.mjs');
     const growthApps = path.join(fixturesDir, 'growth-apps.mjs');
     let listing;
+    const reportPromises = () => listing.groups.filter((g) => g.type === 'Promise' && g.labels.route === '/report').reduce((n, g) => n + g.count, 0);
     await eventually(async () => {
       listing = await (await fetch(`${app.base}/debug/pprof/tasks?debug=1&format=json`)).json();
-      const reportPromises = listing.groups.filter((g) => g.type === 'Promise' && g.labels.route === '/report');
-      assert.equal(reportPromises.reduce((n, g) => n + g.count, 0), 2 * reports, 'two promises per /report request');
+      return reportPromises() === 2 * reports;
     }, 10_000);
+    assert.equal(reportPromises(), 2 * reports, 'two promises per /report request');
     const vars = await (await fetch(`${app.base}/debug/vars`)).json();
-    assert.equal(vars.tasks.stackBudget.shared, true, `over its budget: ${JSON.stringify(vars.tasks.stackBudget)}`);
+    assert.ok(vars.tasks.stackBudget.refused > 0, `over its budget: ${JSON.stringify(vars.tasks.stackBudget)}`);
     assert.ok(listing.withoutStack > 0, 'some tasks were made without a stack');
     // (Node's own timers made in a request, its Date header's, say, are on the route too, with other durations.)
     const onLeakyRoute = listing.groups.filter((g) => g.type === 'Timeout' && g.labels.route === '/users/:id' && g.detail === 'setInterval(60000ms)');
