@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
+import { medianBatchNs } from './harness.mjs';
 
 const variants = ['none', 'hooks', 'frame-derived', 'frame-all'];
 
@@ -47,16 +48,7 @@ if (process.argv[2] === '--child') {
   async function run(n) {
     for (let i = 0; i < n; i++) await work();
   }
-  await run(Math.min(calls, 50_000));
-  const batches = [];
-  for (let b = 0; b < 5; b++) {
-    const started = process.hrtime.bigint();
-    await run(calls);
-    batches.push(Number(process.hrtime.bigint() - started) / calls);
-  }
-  batches.sort((a, b) => a - b);
-  process.send(batches[2]);
-  process.exit(0);
+  process.send(await medianBatchNs(run, calls), () => process.exit(0));
 }
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, calls: { type: 'string', default: '300000' } } });

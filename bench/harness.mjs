@@ -183,3 +183,19 @@ export function rssWatch(pid, everyMs = 2) {
     },
   };
 }
+
+/**
+ * Runs `run(n)` once as a warm-up (at most 50,000), then 5 times with
+ * `batch`, and returns the median batch's nanoseconds per operation.
+ */
+export async function medianBatchNs(run, batch) {
+  await run(Math.min(batch, 50_000));
+  const perOp = [];
+  for (let b = 0; b < 5; b++) {
+    const started = process.hrtime.bigint();
+    await run(batch);
+    perOp.push(Number(process.hrtime.bigint() - started) / batch);
+  }
+  perOp.sort((a, b) => a - b);
+  return perOp[2];
+}

@@ -26,6 +26,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { medianBatchNs } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const modes = ['none', 'off', 'counts', 'sampled', 'full'];
@@ -56,18 +57,7 @@ if (process.argv[2] === '--child') {
     },
   };
   const result = {};
-  for (const [kind, run] of Object.entries(kinds)) {
-    const batch = Math.ceil(ops / 5);
-    await run(Math.min(batch, 50_000)); // warm-up
-    const perOp = [];
-    for (let b = 0; b < 5; b++) {
-      const started = process.hrtime.bigint();
-      await run(batch);
-      perOp.push(Number(process.hrtime.bigint() - started) / batch);
-    }
-    perOp.sort((a, b) => a - b);
-    result[kind] = perOp[2];
-  }
+  for (const [kind, run] of Object.entries(kinds)) result[kind] = await medianBatchNs(run, Math.ceil(ops / 5));
   process.send(result, () => process.exit(0));
 } else {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, ops: { type: 'string', default: '1000000' } } });
