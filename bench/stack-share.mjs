@@ -25,7 +25,7 @@ import { canPin, pinToCpu } from './harness.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 if (process.argv[2] === '--server') {
-  const [framework, budgetText] = process.argv.slice(3);
+  const framework = process.argv[3];
   const { startTracking } = await import('taskprof');
   let server;
   if (framework === 'fastify') {
@@ -89,7 +89,7 @@ if (process.argv[2] === '--server') {
   });
   const budget = Number(values.budget);
   const phases = Number(values.phases);
-  const server = fork(fileURLToPath(import.meta.url), ['--server', values.framework, values.budget]);
+  const server = fork(fileURLToPath(import.meta.url), ['--server', values.framework]);
   const [{ port }] = await once(server, 'message');
   const load = fork(fileURLToPath(import.meta.url), ['--load', String(port)]);
   if (canPin) {

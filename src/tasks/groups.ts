@@ -51,8 +51,6 @@ interface Accumulator extends TaskGroup {
   extraIn: Map<CaptureWindow, number>;
   /** Tasks the group's records stand for in all (their weights), by the class they were sampled in. */
   weightIn: Map<CaptureClass, number>;
-  /** Tasks its records stand for in all. */
-  weight: number;
 }
 
 export interface GroupOptions {
@@ -93,14 +91,12 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
         extra: 0,
         extraIn: new Map(),
         weightIn: new Map(),
-        weight: 0,
       };
       groups.set(id, group);
     }
     group.recorded++;
     group.count++;
     group.extra += record.weight - 1;
-    group.weight += record.weight;
     const window = record.sampledIn;
     if (window !== undefined) {
       if (record.weight > 1) group.extraIn.set(window, (group.extraIn.get(window) ?? 0) + record.weight - 1);
@@ -144,7 +140,8 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
     const sameDetail = (byType.get(pool.type) ?? []).filter((g) => g.detail === pool.detail);
     const sameClass = sameDetail.filter((g) => g.labelsKey === pool.labelsKey);
     pool.count -= place(sameClass, pool.count, (g) => g.extra);
-    pool.count -= place(sameClass, pool.count, (g) => g.weight, false);
+    // What its records stand for in all: themselves and their extra weight.
+    pool.count -= place(sameClass, pool.count, (g) => g.recorded + g.extra, false);
     pool.count -= place(sameDetail, pool.count, (g) => g.extra);
     if (pool.count > 0) result.push(strip(pool));
   }
@@ -178,7 +175,7 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
 }
 
 function strip(group: Accumulator): TaskGroup {
-  const { labelsKey: _labelsKey, extra: _extra, extraIn: _extraIn, weightIn: _weightIn, weight: _weight, ...plain } = group;
+  const { labelsKey: _labelsKey, extra: _extra, extraIn: _extraIn, weightIn: _weightIn, ...plain } = group;
   return plain;
 }
 

@@ -213,6 +213,7 @@ export class StackBudget {
       stacksPerClass: this.#shared ? Math.round(this.#fairShare * 100) / 100 : null,
     };
   }
+
   /** A task's class: its type on its route. */
   classOf(type: string, labels: LabelSet | undefined): CaptureClass {
     if (labels !== undefined) return this.#labelledClass(type, labels);
