@@ -120,7 +120,8 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
   // sampled) goes to the groups of the same class's records of other
   // seconds, in proportion to what they stand for.
   const placedByType = new Map<string, number>();
-  for (const { sampledIn, type, count } of tracker.unrecordedBySample()) {
+  for (const sampledIn of tracker.unrecordedBySample()) {
+    const { type, unrecorded: count } = sampledIn;
     const ofType = byType.get(type) ?? [];
     let placed = place(
       ofType.filter((g) => g.extraIn.has(sampledIn)),

@@ -111,8 +111,8 @@ export class StackBudget {
   #fairShare = Infinity;
   // What the last second earned: the rate a level is set for.
   #earnedMs = floorMsPerSecond;
-  // The measured time of a capture, averaged over the last seconds.
-  #costMs = firstCostMs;
+  // The measured time of a capture, averaged over the last seconds; undefined before one was measured.
+  #costMs: number | undefined;
   #secondCaptures = 0;
   #secondMs = 0;
   #captures = 0;
@@ -147,7 +147,7 @@ export class StackBudget {
     this.#tokensMs = Math.min(this.#capacityMs, this.#tokensMs + earned);
     if (this.#secondCaptures > 0) {
       const cost = this.#secondMs / this.#secondCaptures;
-      this.#costMs = this.#costMs === firstCostMs ? cost : 0.5 * this.#costMs + 0.5 * cost;
+      this.#costMs = this.#costMs === undefined ? cost : 0.5 * this.#costMs + 0.5 * cost;
     }
     this.#secondCaptures = 0;
     this.#secondMs = 0;
@@ -179,7 +179,7 @@ export class StackBudget {
     const classes = [...this.#classes.values()];
     const demandOf = (cls: CaptureClass) => (cls.window.epoch === epoch ? cls.window.attempts : 0);
     const demands = classes.map(demandOf).filter((d) => d > 0).sort((a, b) => a - b);
-    let left = Math.max(0, spendMs / this.#costMs);
+    let left = Math.max(0, spendMs / (this.#costMs ?? firstCostMs));
     let share = Infinity;
     for (let i = 0; i < demands.length; i++) {
       const even = left / (demands.length - i);
@@ -362,7 +362,6 @@ export class StackBudget {
     return cls;
   }
 }
-
 
 /**
  * The stacks a class that makes `tasks` tasks in a second gets at `level`:

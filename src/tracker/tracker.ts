@@ -291,13 +291,9 @@ export class Tracker {
     return this.snapshot().records;
   }
 
-  /** Live promises without a record, by the stack budget window (class and second) records were sampled in (see tasks/groups.ts). */
-  unrecordedBySample(): Array<{ sampledIn: CaptureWindow; type: string; count: number }> {
-    const out: Array<{ sampledIn: CaptureWindow; type: string; count: number }> = [];
-    const session = this.#session;
-    if (session === undefined) return out;
-    for (const window of session.budget.unrecordedWindows()) out.push({ sampledIn: window, type: window.type, count: window.unrecorded });
-    return out;
+  /** Stack budget windows (class and second) whose live promises include some without a record (see tasks/groups.ts). */
+  unrecordedBySample(): Iterable<CaptureWindow> {
+    return this.#session?.budget.unrecordedWindows() ?? [];
   }
 
   /** What the stack budget has captured and refused; undefined when no stacks are captured (counts, off). */
