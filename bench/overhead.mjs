@@ -39,7 +39,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import v8 from 'node:v8';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { canPin, forkServer, pinToCpu } from './harness.mjs';
 
@@ -69,7 +69,9 @@ async function child(framework, variant, appName) {
   // `sampled:0.02/heapoff` sets stackBudget 0.02 and heapSampling 'off';
   // `/nodetect` turns the growth detector off (its sampling every 10 s is
   // periodic work, which callgrind's slowed clock charges to far fewer
-  // requests than real time does). Flags combine: `sampled:0/heapoff/nodetect`.
+  // requests than real time does); `/baseline` mounts the build of another
+  // checkout, $TASKPROF_BASELINE (what a change adds, in one run). Flags
+  // combine: `sampled:0/heapoff/nodetect`.
   const [spec, ...flags] = variant.split('/');
   const [mode, budget] = spec.split(':');
   const tracking = ['counts', 'sampled', 'full'].includes(mode) ? mode : undefined;
@@ -78,13 +80,14 @@ async function child(framework, variant, appName) {
   if (flags.includes('heapoff')) trackingOptions.heapSampling = 'off';
   if (flags.includes('nodetect')) trackingOptions.leakDetection = false;
   const { respond, expected } = apps[appName];
+  const middleware = (name) => (flags.includes('baseline') ? pathToFileURL(join(process.env.TASKPROF_BASELINE, 'dist', 'middleware', `${name}.js`)).href : `taskprof/${name}`);
   let server;
   let close;
   if (framework === 'express') {
     const { default: express } = await import('express');
     const app = express();
     if (tracking) {
-      const { default: taskprof } = await import('taskprof/express');
+      const { default: taskprof } = await import(middleware('express'));
       app.use(taskprof(trackingOptions));
     }
     app.get('/', async (_req, res) => {
@@ -99,7 +102,7 @@ async function child(framework, variant, appName) {
     const { default: Fastify } = await import('fastify');
     const app = Fastify({ logger: false });
     if (tracking) {
-      const { default: taskprof } = await import('taskprof/fastify');
+      const { default: taskprof } = await import(middleware('fastify'));
       await app.register(taskprof, trackingOptions);
     }
     app.get('/', async () => respond());

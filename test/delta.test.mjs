@@ -67,7 +67,7 @@ test('tasks?seconds=1&debug=1 lists the groups that changed, with their change',
   const res = await deltaWith('/debug/pprof/tasks?seconds=1&debug=1', () => fetch(app.base + '/grow/7').then((r) => r.text()));
   assert.equal(res.status, 200);
   const text = await res.text();
-  assert.match(text, /^tasks profile: total \d+; delta over 1s: \+\d+ -\d+ in \d+ changed groups\n/);
+  assert.match(text, /^tasks profile: total \d+; \d+ pending promises in \d+ flows; delta over 1s: \+\d+ -\d+ in \d+ changed groups\n/);
   const grown = text.split('\n\n').find((block) => block.includes('setInterval(12345ms)'));
   // Seven new in the wait; the two from before are not part of the change.
   assert.match(grown, /^\+7 @ Timeout setInterval\(12345ms\) now 9 oldest \S+ \{method="GET", route="\/grow\/:n"\}\n#\tgrowTimers\t\S+delta\.test\.mjs:\d+:\d+/m);

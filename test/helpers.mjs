@@ -5,7 +5,8 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import zlib from 'node:zlib';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 
@@ -40,11 +41,18 @@ export function parseGroups(text) {
     const headIndex = lines.findIndex((l) => /^\d+ @ /.test(l));
     if (headIndex === -1) continue;
     const head = lines[headIndex];
+    const body = lines.slice(headIndex + 1);
+    const positions = (part) => part.filter((l) => l.startsWith('#\t')).map((l) => l.split('\t')[2]);
+    // A group of flows lists where they are parked, then where they started.
+    const parkedAt = body.indexOf('# parked at');
+    const startedAt = body.indexOf('# started at');
     groups.push({
       count: Number(head.split(' ')[0]),
       head,
-      frames: lines.slice(headIndex + 1).filter((l) => l.startsWith('#\t')).map((l) => l.split('\t')[2]),
-      functions: lines.slice(headIndex + 1).filter((l) => l.startsWith('#\t')).map((l) => l.split('\t')[1]),
+      frames: positions(body),
+      functions: body.filter((l) => l.startsWith('#\t')).map((l) => l.split('\t')[1]),
+      parked: parkedAt < 0 ? [] : positions(body.slice(parkedAt, startedAt)),
+      started: startedAt < 0 ? [] : positions(body.slice(startedAt)),
     });
   }
   return groups;
@@ -161,4 +169,36 @@ export async function bodyText(body) {
     return text;
   }
   return typeof body === 'string' ? body : body === undefined ? '' : Buffer.from(body).toString();
+}
+
+/**
+ * Runs a fixture app in its own process (its tasks then are its own, not
+ * the test runner's too): `script` prints its base URL on its first line and
+ * exits when its stdin closes.
+ */
+export async function startChildApp(script, args) {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdout.setEncoding('utf8');
+  let output = '';
+  for await (const chunk of child.stdout) {
+    output += chunk;
+    if (output.includes('\n')) break;
+  }
+  const base = output.trim();
+  if (!base.startsWith('http://')) throw new Error(`${path.basename(script)} did not start: ${output}`);
+  return {
+    base,
+    async close() {
+      // Its leaks keep it alive by design: closing stdin tells it to exit.
+      child.stdin.end();
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+/** The other half of startChildApp, in the fixture: prints the base URL and exits when stdin closes. */
+export function serveUntilStdinCloses(base) {
+  process.stdout.write(base + '\n');
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
 }

@@ -46,7 +46,8 @@ test('a leaked interval fails the check, listed like debug=2 with its line', asy
 
 test('a held promise that never settles fails; so does a server left listening', async () => {
   const promise = await failure(() => cases.leakPromise(), { timeoutMs: 50 });
-  assert.match(promise.message, /task \d+ \[Promise pending, \d+ms\]:\nleakPromise\(\.\.\.\)\n/);
+  // A flow of one: awaited by nobody, parked where it was made.
+  assert.match(promise.message, /task \d+ \[Promise waits for its resolver, held elsewhere, waiting \S+, \S+\]:\nparked at:\nleakPromise\(\.\.\.\)\n/);
   assert.ok(promise.message.includes(at('LEAK promise', 'new Promise')));
   cases.cleanUp();
   const server = await failure(() => cases.leakServer(), { timeoutMs: 50 });

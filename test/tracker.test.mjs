@@ -39,7 +39,7 @@ test('an interval started in a constructor shows at its exact line, one per inst
   assert.equal(groupsAt(await listing(), intervalLine).length, 0);
 });
 
-test('a pending promise is listed until it settles; awaiting it adds no second task at the same line', async () => {
+test('a pending promise awaited by three async functions is three flows parked at it, and leaves when it settles', async () => {
   startTracking({ mode: 'full' });
   let release;
   const gate = new Promise((resolve) => { release = resolve; }); // GATE
@@ -51,15 +51,19 @@ test('a pending promise is listed until it settles; awaiting it adds no second t
   const here = new URL(import.meta.url).pathname;
   const gateLine = sourcePosition(here, '// GATE', 'new Promise');
   const awaitLine = sourcePosition(here, '// AWAIT', 'await');
-  assert.equal(groupsAt(text, gateLine)[0]?.count, 1, 'the gate promise once');
-  assert.equal(groupsAt(text, awaitLine).length, 0, 'no task for the await itself');
-  const waiterGroups = parseGroups(text).filter((g) => g.functions[0] === 'waiter');
-  assert.equal(waiterGroups.reduce((n, g) => n + g.count, 0), 3, 'one task per waiting async function');
+  // Three flows (README, "Flows"): each waiter, parked at its await of the gate,
+  // which each shows and which none lists on its own (fan-in).
+  const flows = parseGroups(text).filter((g) => g.parked[0] === gateLine);
+  // (Three groups: each waiter() call is a column of its own.)
+  assert.equal(flows.reduce((n, g) => n + g.count, 0), 3, text);
+  for (const flow of flows) assert.deepEqual(flow.parked, [gateLine, awaitLine], text);
+  assert.equal(parseGroups(text).filter((g) => (g.started[0] ?? g.frames[0]) === gateLine).length, 0, 'no task of its own for the gate');
+  assert.ok(flows.every((g) => g.functions.at(-2) === 'waiter'), 'started by waiter');
   release();
   await Promise.all(waiters);
   const after = await listing();
   assert.equal(groupsAt(after, gateLine).length, 0);
-  assert.equal(parseGroups(after).filter((g) => g.functions[0] === 'waiter').length, 0);
+  assert.equal(parseGroups(after).filter((g) => g.functions.includes('waiter')).length, 0);
 });
 
 test('a never-settled promise nobody references is counted abandoned, not live', async () => {
@@ -72,6 +76,45 @@ test('a never-settled promise nobody references is counted abandoned, not live',
   assert.equal(groupsAt(await listing(), promiseLine).length, 0, 'collected promises are not live');
   const abandonedAfter = taskCounts().find((c) => c.type === 'Promise').abandoned;
   assert.ok(abandonedAfter - abandonedBefore >= 5, `abandoned grew by ${abandonedAfter - abandonedBefore}`);
+});
+
+test('an abandoned flow (nobody holds its promises) is collected whole: no longer listed, its promises counted abandoned', async () => {
+  startTracking({ mode: 'full' });
+  const promiseLine = sourcePosition(fixture, 'LEAK: never settles', 'new Promise');
+  async function lost() {
+    await waitForever(); // LOST AWAITS
+  }
+  (() => { for (let i = 0; i < 3; i++) lost(); })();
+  const here = new URL(import.meta.url).pathname;
+  const flows = () => parseGroups(text).filter((g) => g.parked[0] === promiseLine);
+  let text = await listing();
+  assert.deepEqual(flows().map((g) => [g.count, g.parked]), [[3, [promiseLine, sourcePosition(here, '// LOST AWAITS', 'waitForever(')]]], text);
+  const abandonedBefore = taskCounts().find((c) => c.type === 'Promise').abandoned;
+  await collectGarbage();
+  text = await listing();
+  assert.deepEqual(flows(), [], text);
+  const abandonedAfter = taskCounts().find((c) => c.type === 'Promise').abandoned;
+  assert.ok(abandonedAfter - abandonedBefore >= 6, `abandoned grew by ${abandonedAfter - abandonedBefore}: each flow's two promises`);
+});
+
+test('a cycle of awaits (each awaiting the other) is one flow', async () => {
+  startTracking({ mode: 'full' });
+  const here = new URL(import.meta.url).pathname;
+  let second;
+  const first = (async () => {
+    await null;
+    await second; // CYCLE FIRST
+  })();
+  second = (async () => {
+    await first; // CYCLE SECOND
+  })();
+  await new Promise((resolve) => setImmediate(resolve));
+  const lines = [sourcePosition(here, '// CYCLE FIRST', 'await'), sourcePosition(here, '// CYCLE SECOND', 'await')];
+  const text = await listing();
+  const cycle = parseGroups(text).filter((g) => g.parked.some((p) => lines.includes(p)));
+  assert.equal(cycle.reduce((n, g) => n + g.count, 0), 1, text);
+  // (Held here: a cycle nobody else references is garbage, and V8 collects it.)
+  assert.ok(first && second);
 });
 
 test('the tracker does not keep a task object alive', async () => {
@@ -118,7 +161,8 @@ test('debug=2 lists each task with its age, stack and creator; JSON shapes', asy
   assert.equal(task.stack[0].functionName, 'new TtlMap');
   assert.equal(task.stack[0].file, fixture);
   const grouped = JSON.parse(await listing({ debug: 1, json: true }));
-  assert.deepEqual(Object.keys(grouped).sort(), ['byType', 'dropped', 'estimatedGroups', 'groups', 'total', 'tracking', 'withoutStack']);
+  assert.deepEqual(Object.keys(grouped).sort(), ['byType', 'dropped', 'estimatedGroups', 'groups', 'promises', 'total', 'tracking', 'withoutStack']);
+  assert.deepEqual(Object.keys(grouped.promises).sort(), ['estimated', 'flows', 'pending']);
   assert.equal(grouped.estimatedGroups, 0);
   const group = grouped.groups.find((g) => g.detail === 'setInterval(1234ms)');
   assert.deepEqual(Object.keys(group).sort(), ['count', 'detail', 'estimated', 'labels', 'oldestAgeMs', 'recorded', 'stack', 'type']);
@@ -137,9 +181,9 @@ test('over the stack budget, counts stay exact: sampled groups are estimated, sa
   const promiseLine = sourcePosition(fixture, 'LEAK: never settles', 'new Promise');
   const text = await listing();
   const header = text.split('\n')[0];
-  assert.match(header, /^tasks profile: total \d+; \d+ groups? estimated \(stack capture was over its budget: sampled stacks stand for the tasks of their kind made without one\); \d+ tasks? without a stack \(not captured: over the stack budget\)$/);
+  assert.match(header, /^tasks profile: total \d+; \d+ pending promises in \d+ flows \(estimated\); \d+ groups? estimated \(stack capture was over its budget: sampled stacks stand for the tasks of their kind made without one\); \d+ tasks? without a stack \(not captured: over the stack budget\)$/);
   const promises = groupsAt(text, promiseLine)[0];
-  assert.match(promises.head, /^\d+ @ Promise pending oldest \d+ms \(estimated from \d+ sampled stacks?\)$/);
+  assert.match(promises.head, /^\d+ @ Promise waits for its resolver, held elsewhere, waiting \S+ oldest \S+ \(estimated from \d+ sampled stacks?\)$/);
   const json = JSON.parse(await listing({ debug: 1, json: true }));
   const groupSum = json.groups.filter((g) => g.type === 'Promise').reduce((n, g) => n + g.count, 0);
   assert.equal(groupSum, json.byType.Promise, 'the groups of a type add up to its exact count');

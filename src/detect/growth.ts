@@ -5,7 +5,7 @@
 import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
 import type { TypeCount } from '../tracker/types.js';
 import { listTasks, type TaskGroup } from '../tasks/groups.js';
-import type { StackEntry } from '../stacks/stack.js';
+import type { StackFrame } from '../stacks/stack.js';
 import type { Labels } from '../labels/labels.js';
 
 export interface LeakDetectionOptions {
@@ -29,10 +29,18 @@ export type LeakDetectionSettings = Required<LeakDetectionOptions>;
 // about 0 (standard deviation 0.2 at 12 samples, less at more).
 const trendThreshold = 0.7;
 
-export interface Suspect {
+/** Where a group's tasks are: its frames (a flow's: where it is parked, then where it started), undefined without a stack. */
+export interface GroupPlace {
+  stack: StackFrame[] | undefined;
+  /** A group of flows: how many of `stack`'s frames are where they are parked; 0 otherwise. */
+  parkedFrames: number;
+  /** A group of flows: what they wait for; '' otherwise. */
+  waitsFor: string;
+}
+
+export interface Suspect extends GroupPlace {
   type: string;
   labels: Labels;
-  stack: StackEntry | undefined;
   /** Live tasks in the group at the last sample (an estimate where the stack budget sampled its stacks). */
   count: number;
   /** Whether `count` is an estimate (the group's stacks were sampled by the stack budget). */
@@ -51,10 +59,9 @@ export interface TypeSeries {
   values: number[];
 }
 
-interface Group {
+interface Group extends GroupPlace {
   type: string;
   labels: Labels;
-  stack: StackEntry | undefined;
   /** Ring of counts, aligned with the detector's ring of times. */
   values: Float32Array;
   oldestCreatedAt: number;
@@ -63,10 +70,9 @@ interface Group {
   estimated: boolean;
 }
 
-interface Tally {
+interface Tally extends GroupPlace {
   type: string;
   labels: Labels;
-  stack: StackEntry | undefined;
   count: number;
   oldestCreatedAt: number;
   estimated: boolean;
@@ -167,7 +173,8 @@ export class GrowthDetector {
   #tally(groups: readonly TaskGroup[]): Map<string, Tally> {
     const tallies = new Map<string, Tally>();
     for (const group of groups) {
-      tallies.set(group.key, { type: group.type, labels: group.labels, stack: group.entry, count: group.count, oldestCreatedAt: group.oldestCreatedAt, estimated: group.estimated });
+      const place = { stack: group.entry === undefined ? undefined : group.stack, parkedFrames: group.parkedFrames, waitsFor: group.waitsFor };
+      tallies.set(group.key, { type: group.type, labels: group.labels, ...place, count: group.count, oldestCreatedAt: group.oldestCreatedAt, estimated: group.estimated });
     }
     return tallies;
   }
@@ -183,7 +190,7 @@ export class GrowthDetector {
           this.#unfollowed++;
           continue;
         }
-        group = { type: tally.type, labels: tally.labels, stack: tally.stack, values: new Float32Array(this.#capacity), oldestCreatedAt: tally.oldestCreatedAt, lastNonZero: 0, estimated: false };
+        group = { type: tally.type, labels: tally.labels, stack: tally.stack, parkedFrames: tally.parkedFrames, waitsFor: tally.waitsFor, values: new Float32Array(this.#capacity), oldestCreatedAt: tally.oldestCreatedAt, lastNonZero: 0, estimated: false };
         this.#groups.set(key, group);
       }
       group.values[slot] = tally.count;
@@ -286,6 +293,8 @@ export class GrowthDetector {
         type: group.type,
         labels: group.labels,
         stack: group.stack,
+        parkedFrames: group.parkedFrames,
+        waitsFor: group.waitsFor,
         count: current,
         estimated: group.estimated,
         growthPerMinute: (growth * 60_000) / Math.max(1, now - since),

@@ -23,3 +23,9 @@ export function frameLines(frames: readonly StackFrame[]): string {
   for (const frame of frames) out += `#\t${frame.functionName}\t${formatPosition(frame)}\n`;
   return out;
 }
+
+/** A group's frames; a group of flows' in two blocks: the first `parkedFrames` where they are parked, the rest where they started. */
+export function groupFrameLines(frames: readonly StackFrame[], parkedFrames: number): string {
+  if (parkedFrames === 0) return frameLines(frames);
+  return '# parked at\n' + frameLines(frames.slice(0, parkedFrames)) + '# started at\n' + frameLines(frames.slice(parkedFrames));
+}

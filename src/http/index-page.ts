@@ -2,7 +2,6 @@
 import type { ProfileRegistry } from '../profiles/registry.js';
 import { otherEndpoints } from '../profiles/registry.js';
 import { growthDetector, type GrowthDetector } from '../detect/growth.js';
-import { framesOf } from '../stacks/stack.js';
 import { formatLabels } from '../labels/labels.js';
 import { formatAge, formatPosition } from '../format/text.js';
 
@@ -67,7 +66,7 @@ function suspectsList(detector: GrowthDetector): string {
   if (suspects.length === 0) return '<p id="suspects">No task group is growing steadily (<a href="leaks?debug=1">leaks</a>).</p>';
   const now = Date.now();
   const items = suspects.slice(0, 10).map((s) => {
-    const top = s.stack === undefined ? undefined : framesOf(s.stack)[0];
+    const top = s.stack?.[0];
     const where = top === undefined ? '' : ` at ${top.functionName} ${formatPosition(top)}`;
     const labels = formatLabels(s.labels);
     const rate = s.growthPerMinute >= 10 ? s.growthPerMinute.toFixed(0) : s.growthPerMinute.toFixed(1);

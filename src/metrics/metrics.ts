@@ -6,8 +6,9 @@
 // walking Node's timer lists (docs/design.md).
 import { Counter, Gauge, Registry } from 'prom-client';
 import { tracker as defaultTracker, type TaskSnapshot, type Tracker } from '../tracker/tracker.js';
-import type { TypeCount } from '../tracker/types.js';
+import { PROMISE_TYPE, type TypeCount } from '../tracker/types.js';
 import { growthDetector as defaultDetector, type GrowthDetector } from '../detect/growth.js';
+import { countFlows } from '../tasks/groups.js';
 
 export type PromRegistry = Registry<'text/plain; version=0.0.4; charset=utf-8'> | Registry<'application/openmetrics-text; version=1.0.0; charset=utf-8'>;
 
@@ -26,6 +27,22 @@ function createSnapshotReader(tracker: Tracker): () => TaskSnapshot {
     }
     return snapshot;
   };
+}
+
+const linksFlows = (tracker: Tracker): boolean => tracker.mode === 'full' || tracker.mode === 'sampled';
+
+// taskprof_flows has no value where flows are not linked: no sample rather
+// than a made-up 0 (a gauge's own reset() leaves one).
+class FlowsGauge extends Gauge {
+  readonly #tracker: Tracker;
+  constructor(tracker: Tracker, configuration: ConstructorParameters<typeof Gauge>[0]) {
+    super(configuration);
+    this.#tracker = tracker;
+  }
+  override async get(): ReturnType<Gauge['get']> {
+    const metric = await super.get();
+    return linksFlows(this.#tracker) ? metric : { ...metric, values: [] };
+  }
 }
 
 const routeHelp = 'Live tasks created while serving each HTTP route (method and route template); routes past the maxRoutes option are counted as route="other".';
@@ -88,6 +105,17 @@ export function registerTaskMetrics(
         labelNames: ['type'],
         registers,
         collect: counterOf((count) => count.abandoned),
+      }),
+    () =>
+      new FlowsGauge(tracker, {
+        name: prefix + 'flows',
+        help:
+          'Live async flows: chains of pending promises linked by awaiting, each counted once (a stuck request handler awaiting a helper awaiting a never-resolved promise is 1 flow, 3 in taskprof_tasks{type="Promise"}). ' +
+          'Exact while every promise gets its stack (tracking "full", and the default mode within its stack budget); beyond the budget, an estimate from the sampled promises\' links. Absent under tracking "counts" and "off", which link no promises.',
+        registers,
+        collect(this: Gauge) {
+          if (linksFlows(tracker)) this.set(countFlows(tracker, read().counts.find((count) => count.type === PROMISE_TYPE)?.live ?? 0));
+        },
       }),
     () =>
       new Gauge({

@@ -4,7 +4,7 @@ import { growthDetector as defaultDetector, type GrowthDetector, type Suspect } 
 import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
 import { framesOf } from '../stacks/stack.js';
 import { emptyLabels, formatLabels } from '../labels/labels.js';
-import { formatAge, frameLines } from '../format/text.js';
+import { formatAge, frameLines, groupFrameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
 import { MSG_LEAKS_OFF, ProfileError } from '../errors.js';
 import { type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
@@ -34,8 +34,9 @@ function leaksText(detector: GrowthDetector, tracker: Tracker, now: number): str
     const labels = formatLabels(s.labels);
     out += `${Math.round(s.count)} @ ${s.type} growing +${rate(s.growthPerMinute)}/min for ${formatAge(now - s.since)}`;
     out += Number.isNaN(s.oldestAgeMs) ? '' : `, oldest ${formatAge(s.oldestAgeMs)}`;
+    out += s.waitsFor ? `, waiting for ${s.waitsFor}` : '';
     out += (labels ? ' ' + labels : '') + (s.estimated ? ' (estimated)' : '') + '\n';
-    out += s.stack === undefined ? `#\t(no stack: ${tracker.mode === 'counts' ? 'tracking mode counts' : 'tasks without a record'})\n` : frameLines(framesOf(s.stack));
+    out += s.stack === undefined ? `#\t(no stack: ${tracker.mode === 'counts' ? 'tracking mode counts' : 'tasks without a record'})\n` : groupFrameLines(s.stack, s.parkedFrames);
     out += '\n';
   }
   const { sites, unsited } = tracker.abandonedSites();
@@ -70,7 +71,8 @@ function leaksJson(detector: GrowthDetector, tracker: Tracker, now: number): str
       growingForMs: now - s.since,
       oldestAgeMs: Number.isNaN(s.oldestAgeMs) ? null : s.oldestAgeMs,
       labels: s.labels,
-      stack: s.stack === undefined ? [] : framesOf(s.stack),
+      stack: s.stack ?? [],
+      ...(s.parkedFrames === 0 ? {} : { flow: { waitsFor: s.waitsFor, parkedAt: s.stack!.slice(0, s.parkedFrames), startedAt: s.stack!.slice(s.parkedFrames) } }),
     })),
     abandoned: sites.map((site) => ({
       type: site.type,
@@ -91,8 +93,8 @@ function leaksPprof(detector: GrowthDetector): Uint8Array {
     period: 1,
     samples: detector.suspects().map((s) => ({
       values: [Math.round(s.count)],
-      frames: pprofStack(s.type, s.stack === undefined ? [] : framesOf(s.stack)),
-      labels: { ...s.labels, type: s.type, growth_per_minute: rate(s.growthPerMinute) },
+      frames: pprofStack(s.type, s.stack ?? []),
+      labels: { ...s.labels, type: s.type, growth_per_minute: rate(s.growthPerMinute), ...(s.waitsFor ? { waits_for: s.waitsFor } : {}) },
     })),
   });
 }

@@ -2,9 +2,10 @@
 import { Readable } from 'node:stream';
 import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
 import { listTasks, type TaskGroup, type TaskListing } from '../tasks/groups.js';
+import { FlowIndex } from '../tasks/flows.js';
 import { taskEntry, type TaskEntry } from '../tasks/entry.js';
 import { formatLabels } from '../labels/labels.js';
-import { formatAge, formatPosition, frameLines } from '../format/text.js';
+import { formatAge, formatPosition, groupFrameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
 import { waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 import type { StackFrame } from '../stacks/stack.js';
@@ -25,10 +26,14 @@ function withoutStackReason(tracker: Tracker): string {
   return 'not captured: over the stack budget';
 }
 
-export function headerLine(tracker: Tracker, listing: Pick<TaskListing, 'total' | 'withoutStack' | 'estimatedGroups'>): string {
+export function headerLine(tracker: Tracker, listing: Pick<TaskListing, 'total' | 'withoutStack' | 'estimatedGroups'> & Partial<Pick<TaskListing, 'promises'>>): string {
   let line = `tasks profile: total ${listing.total}`;
   if (tracker.mode === 'off') return line + ', tracking off';
-  if (tracker.mode === 'counts') return line + '; tracking "counts": counts by type, no stacks';
+  if (tracker.mode === 'counts') return line + '; tracking "counts": counts by type, no stacks, promises not linked into flows';
+  const promises = listing.promises;
+  if (promises !== undefined && promises.pending > 0) {
+    line += `; ${promises.pending} pending promise${promises.pending === 1 ? '' : 's'} in ${promises.flows} flow${promises.flows === 1 ? '' : 's'}${promises.estimated ? ' (estimated)' : ''}`;
+  }
   if (listing.estimatedGroups > 0) {
     line += `; ${listing.estimatedGroups} group${listing.estimatedGroups === 1 ? '' : 's'} estimated (stack capture was over its budget: sampled stacks stand for the tasks of their kind made without one)`;
   }
@@ -47,12 +52,18 @@ function estimateNote(group: TaskGroup): string {
 // One group of a text listing: `<count> @ <type> <detail><extra> <labels><estimate>`, its frames, a blank line.
 function groupText(count: string, group: TaskGroup, extra: string): string {
   const labels = formatLabels(group.labels);
-  return `${count} @ ${group.type}${group.detail ? ' ' + group.detail : ''}${extra}${labels ? ' ' + labels : ''}${estimateNote(group)}\n${frameLines(group.stack)}\n`;
+  const frames = groupFrameLines(group.stack, group.parkedFrames);
+  return `${count} @ ${group.type}${group.detail ? ' ' + group.detail : ''}${extra}${labels ? ' ' + labels : ''}${estimateNote(group)}\n${frames}\n`;
+}
+
+function ages(group: TaskGroup, now: number): string {
+  const waiting = group.waitingSince === undefined ? '' : `, waiting ${formatAge(now - group.waitingSince)}`;
+  return `${waiting} oldest ${formatAge(now - group.oldestCreatedAt)}`;
 }
 
 export function groupsText(tracker: Tracker, listing: TaskListing, now: number): string {
   let out = headerLine(tracker, listing) + '\n';
-  for (const group of listing.groups) out += groupText(String(group.count), group, ` oldest ${formatAge(now - group.oldestCreatedAt)}`);
+  for (const group of listing.groups) out += groupText(String(group.count), group, ages(group, now));
   return out;
 }
 
@@ -66,12 +77,14 @@ function groupJson(g: TaskGroup, now: number): Record<string, unknown> {
     labels: g.labels,
     oldestAgeMs: now - g.oldestCreatedAt,
     stack: g.stack,
+    ...(g.waitingSince === undefined ? {} : { flow: { waitsFor: g.waitsFor, waitingMs: now - g.waitingSince, parkedAt: g.stack.slice(0, g.parkedFrames), startedAt: g.stack.slice(g.parkedFrames) } }),
   };
 }
 
 function listingJson(tracker: Tracker, listing: TaskListing): Record<string, unknown> {
   return {
     total: listing.total,
+    promises: listing.promises,
     byType: Object.fromEntries(listing.counts.filter((c) => c.live > 0).map((c) => [c.type, c.live])),
     tracking: tracker.mode,
     withoutStack: listing.withoutStack,
@@ -86,18 +99,28 @@ function groupsJson(tracker: Tracker, listing: TaskListing, now: number): string
 
 /** One task as `debug=2` shows it (Go's goroutine dump form); also the leak check's failure message. */
 export function taskText(task: TaskEntry, now: number): string {
-  const state = [task.type, task.detail].filter(Boolean).join(' ');
+  const flow = task.flow;
+  const waitsOn = flow?.waitsOn === undefined ? '' : ` (task ${flow.waitsOn})`;
+  const state = [task.type, flow === undefined ? task.detail : `waits for ${flow.waitsFor}${waitsOn}, waiting ${formatAge(now - flow.waitingSince)}`].filter(Boolean).join(' ');
   const labels = formatLabels(task.labels);
   let out = `task ${task.id} [${state}, ${formatAge(now - task.createdAt)}]:${labels ? ' ' + labels : ''}\n`;
   if (task.stack === undefined) out += '(stack not captured: over the stack budget)\n';
-  for (const frame of task.stack ?? []) out += `${frame.functionName}(...)\n\t${formatPosition(frame)}\n`;
+  if (flow === undefined) out += callLines(task.stack ?? []);
+  else out += 'parked at:\n' + callLines(flow.parkedAt) + 'started at:\n' + callLines(flow.startedAt);
   const creator = task.parentStack?.[0];
   if (task.parentId === 0) out += 'created by (no tracked task)\n';
   else out += `created by task ${task.parentId} [${task.parentType}]${creator ? ` at ${creator.functionName} ${formatPosition(creator)}` : ''}\n`;
   return out + '\n';
 }
 
+function callLines(frames: readonly StackFrame[]): string {
+  let out = '';
+  for (const frame of frames) out += `${frame.functionName}(...)\n\t${formatPosition(frame)}\n`;
+  return out;
+}
+
 function taskJson(task: TaskEntry, now: number): string {
+  const flow = task.flow;
   return JSON.stringify({
     id: task.id,
     type: task.type,
@@ -106,6 +129,7 @@ function taskJson(task: TaskEntry, now: number): string {
     labels: task.labels,
     parentId: task.parentId === 0 ? null : task.parentId,
     stack: task.stack ?? null,
+    ...(flow === undefined ? {} : { flow: { waitsFor: flow.waitsFor, waitsOn: flow.waitsOn ?? null, waitingMs: now - flow.waitingSince, parkedAt: flow.parkedAt, startedAt: flow.startedAt } }),
   });
 }
 
@@ -117,8 +141,12 @@ function taskJson(task: TaskEntry, now: number): string {
 function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Generator<string> {
   const now = Date.now();
   const records = tracker.records();
-  const total = tracker.total();
-  const unrecorded = Math.max(0, total - records.length);
+  // One pass that only reads links, up front: the header's total counts a flow once.
+  const flows = new FlowIndex(records);
+  // Past the stack budget, flows fold promises without a record too, by estimate: as debug=1 counts them.
+  const sampled = !tracker.unrecordedBySample()[Symbol.iterator]().next().done;
+  const total = sampled ? listTasks(tracker, { detail: false }).total : tracker.total() - flows.innerCount;
+  const unrecorded = Math.max(0, total - (records.length - flows.innerCount));
   let written = 0;
   let chunk = json
     ? `{"total":${total},"tracking":${JSON.stringify(tracker.mode)},"unrecorded":${unrecorded},"dropped":${tracker.dropped},"tasks":[`
@@ -127,8 +155,8 @@ function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Gener
   let first = true;
   for (; index < records.length; index++) {
     const record = records[index]!;
-    if (!record.live) continue;
-    const entry = taskEntry(record);
+    if (!record.live || flows.isInner(record)) continue;
+    const entry = taskEntry(record, flows.view(record));
     const piece = json ? (first ? '' : ',') + taskJson(entry, now) : taskText(entry, now);
     first = false;
     if (written + chunk.length + piece.length > limitBytes) break;
@@ -139,7 +167,8 @@ function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Gener
       chunk = '';
     }
   }
-  const left = records.length - index;
+  let left = 0;
+  for (; index < records.length; index++) if (records[index]!.live && !flows.isInner(records[index]!)) left++;
   if (json) chunk += `],"truncated":${left}}`;
   else {
     if (left > 0) chunk += `... ${left} more tasks not shown: output capped at ${limitBytes} bytes\n`;
@@ -238,6 +267,7 @@ export function pprofStack(type: string, frames: readonly StackFrame[]): StackFr
 function sampleLabels(g: TaskGroup): Record<string, string> {
   const labels: Record<string, string> = { ...g.labels, type: g.type };
   if (g.detail) labels.detail = g.detail;
+  if (g.waitsFor) labels.waits_for = g.waitsFor;
   if (g.estimated) labels.estimated = 'true';
   return labels;
 }

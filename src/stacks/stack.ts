@@ -27,6 +27,9 @@ const keptFrames = 24;
 // constructor; a client socket of an HTTP request is made about ten frames
 // inside Node.
 export const promiseCaptureDepth = 10;
+// An await or then needs its first frames only: the line it waits at, and
+// (a then) whether a `new Promise` executor called it.
+export const waitCaptureDepth = 6;
 export const timerCaptureDepth = 12;
 export const resourceCaptureDepth = 20;
 // Shown when every frame is Node's own, so that the task is still recognisable.
@@ -116,6 +119,146 @@ export function captureStackKey(above: Function, depth: number): string {
     Error.captureStackTrace(holder, above);
     return holder.stack ?? '';
   });
+}
+
+/**
+ * What the frame under a promise hook says the promise is: an async
+ * function's own promise or an await in one (`function`, with the function
+ * as `fn`), `new Promise`, a `then`/`catch`/`finally`, a combinator's own
+ * promise (`Promise.all`, `race`, `any`, `allSettled`) or one of the
+ * `then`s it puts on each element (`element`), the `then` V8 puts on a
+ * promise that another adopts (`adopt`: an async function that returns a
+ * pending promise, a resolve() with one; no frame under it), an async
+ * generator's `next()` request (`next`: `for await` asks for each value
+ * with one), a promise a subclass's `then` made through its constructor
+ * (`species`: Node's SafePromise, whose derived promises the hooks see as
+ * roots); `other` for the rest (`Promise.resolve`, say). Hooks give no
+ * such facts (docs/design.md, "Flows").
+ */
+export type PromiseSiteKind = 'function' | 'new' | 'species' | 'then' | 'adopt' | 'combinator' | 'element' | 'next' | 'other';
+
+export interface PromiseSite {
+  /** The creation stack's key, as captureStackKey returns it. */
+  key: string;
+  kind: PromiseSiteKind;
+  /** The function of the first frame, by file and start (one async function's promise and its awaits share it), or the combinator (`Promise.all`). */
+  fn: string;
+  /** The Node API called from the app's first frame (`node:events once`), or ''. */
+  origin: string;
+  /** An await made while an async generator's body runs inside its `next()` call: the await is that request's. */
+  inGeneratorNext: boolean;
+  /** The function of the frame under the first (by file and start), or '': who made the promise. */
+  callerFn: string;
+  /** `new`: the first frame with a file (the constructor's caller, or a subclass's constructor); `then`: the same of the frames under the callback's caller, so that a then made in an executor matches its promise. Positions, or ''. */
+  constructedAt: string;
+}
+
+const combinators = new Set(['all', 'race', 'any', 'allSettled']);
+const thenMethods = new Set(['then', 'catch', 'finally']);
+// What a capture that formatted nothing says (no frames: a capture inside another's formatting, say).
+const noSite: PromiseSite = { key: '', kind: 'other', fn: '', origin: '', inGeneratorNext: false, callerFn: '', constructedAt: '' };
+let capturedSite = noSite;
+
+// `Promise.all` and friends, builtins: V8 names their receiver `Function` (Node 20, 22) or `Promise` (Node 24).
+const isCombinator = (site: NodeJS.CallSite): boolean =>
+  site.getFileName() == null && combinators.has(site.getFunctionName() ?? '') && ['Function', 'Promise'].includes(site.getTypeName() ?? '');
+
+// A builtin's frame: an async generator's `next`, say, has no file.
+const isGeneratorNext = (site: NodeJS.CallSite | undefined): boolean => site !== undefined && site.getFileName() == null && site.getFunctionName() === 'next';
+
+// Node's own promise helpers (SafePromise and its then/finally), plumbing of whichever Node API the app called.
+const primordials = 'node:internal/per_context/primordials';
+
+// The frame under the constructor frames from `at` (`Promise`, and a subclass's): what constructed the promise.
+function callerOfConstructor(sites: NodeJS.CallSite[], at: number): NodeJS.CallSite | undefined {
+  let i = at;
+  while (i < sites.length && sites[i]!.isConstructor()) i++;
+  return sites[i];
+}
+
+function siteKind(sites: NodeJS.CallSite[], at: number, under: number): PromiseSiteKind {
+  const first = sites[at];
+  const second = sites[under];
+  if (first === undefined) return 'other';
+  const name = first.getFunctionName() ?? '';
+  // `new Promise`, or a subclass's constructor; unless a `then` made it, or
+  // Node's promise helpers did inside another promise's executor (their
+  // plumbing: the helper's own promise, which the app gets, is `new`).
+  if (first.isConstructor()) {
+    let i = at;
+    while (i < sites.length && sites[i]!.isConstructor()) i++;
+    const caller = sites[i];
+    if (caller === undefined) return 'new';
+    if (caller.getFileName() == null && thenMethods.has(caller.getFunctionName() ?? '')) return 'species';
+    if (caller.getFileName() === primordials && sites[i + 1]?.isConstructor() === true) return 'species';
+    return 'new';
+  }
+  if (first.getFileName() != null) return 'function';
+  const type = first.getTypeName();
+  if (type === 'Promise' && thenMethods.has(name)) {
+    if (second === undefined) return 'adopt';
+    return isCombinator(second) ? 'element' : 'then';
+  }
+  if (isCombinator(first)) return 'combinator';
+  if (isGeneratorNext(first)) return 'next';
+  return 'other';
+}
+
+// The Node API frame nearest above the app's first frame: what the app called.
+function originOf(sites: NodeJS.CallSite[]): string {
+  let origin = '';
+  for (const site of sites) {
+    const file = site.getFileName();
+    if (file == null || plumbingFiles.has(file)) continue;
+    if (!file.startsWith('node:')) break;
+    origin = file + ' ' + (site.getFunctionName() ?? '');
+  }
+  return origin;
+}
+
+const positionOf = (site: NodeJS.CallSite): string => `${site.getFileName()}:${site.getLineNumber() ?? 0}:${site.getColumnNumber() ?? 0}`;
+
+const positionOrEmpty = (site: NodeJS.CallSite | undefined): string => (site === undefined || site.getFileName() == null ? '' : positionOf(site));
+
+// A then called in a `new Promise` executor: where that promise was
+// constructed (the frame under the executor's constructor frames), matched
+// against the promise's own constructedAt; '' when the then's caller is no executor.
+function executorContext(sites: NodeJS.CallSite[], callerAt: number): string {
+  if (sites[callerAt + 1]?.isConstructor() !== true) return '';
+  return positionOrEmpty(callerOfConstructor(sites, callerAt + 1));
+}
+
+// A function by its file and start: one async function's promise and its awaits share it.
+function functionKey(site: NodeJS.CallSite): string {
+  return `${site.getFileName()}:${site.getEnclosingLineNumber() ?? 0}:${site.getEnclosingColumnNumber() ?? 0}`;
+}
+
+function promiseSiteOf(error: Error, sites: NodeJS.CallSite[]): string {
+  // Under Node's dispatcher when more than one hook is installed (`full`'s async_hooks beside the promise hook).
+  let at = 0;
+  while (at < sites.length && plumbingFiles.has(sites[at]!.getFileName() ?? '')) at++;
+  const first = sites[at];
+  let under = at + 1;
+  while (under < sites.length && plumbingFiles.has(sites[under]!.getFileName() ?? '')) under++;
+  const key = stackKeyOf(error, sites);
+  const kind = siteKind(sites, at, under);
+  const fn = kind === 'function' ? functionKey(first!) : kind === 'combinator' ? 'Promise.' + (first!.getFunctionName() ?? '') : '';
+  const caller = sites[under];
+  const callerFn = caller !== undefined && caller.getFileName() != null ? functionKey(caller) : '';
+  const constructedAt = kind === 'new' || kind === 'species' ? positionOrEmpty(callerOfConstructor(sites, at)) : kind === 'then' ? executorContext(sites, under) : '';
+  capturedSite = { key, kind, fn, origin: originOf(sites), inGeneratorNext: kind === 'function' && isGeneratorNext(caller), callerFn, constructedAt };
+  return key;
+}
+
+/** Captures a promise's creation stack under the promise hook `above`, with what its first frame says (see PromiseSiteKind). */
+export function capturePromiseSite(above: Function, depth: number): PromiseSite {
+  capturedSite = noSite;
+  withStackSettings(depth, promiseSiteOf as typeof Error.prepareStackTrace, () => {
+    const holder: { stack?: string } = {};
+    Error.captureStackTrace(holder, above);
+    return holder.stack;
+  });
+  return capturedSite;
 }
 
 /**

@@ -48,6 +48,13 @@ function address(handle: HandleLike, which: 'getsockname' | 'getpeername'): stri
   return out.family === 'IPv6' || out.family === 6 ? `[${out.address}]:${out.port}` : `${out.address}:${out.port}`;
 }
 
+/** The request itself (`sampled`, `counts`), or async_hooks' resource for it (`full`: Node's HTTPClientAsyncResource, which holds it as `req`). */
+export function clientRequestOf(resource: object): http.ClientRequest | undefined {
+  if (resource instanceof http.ClientRequest) return resource;
+  const held = (resource as { req?: unknown }).req;
+  return held instanceof http.ClientRequest ? held : undefined;
+}
+
 function describeResource(type: string, resource: object, withAddresses: boolean): string {
   const parts: string[] = [];
   if (type === 'Timeout') {
@@ -65,8 +72,9 @@ function describeResource(type: string, resource: object, withAddresses: boolean
         ? [hostPort(resource.localAddress, resource.localPort), hostPort(resource.remoteAddress, resource.remotePort)]
         : [address(resource as HandleLike, 'getsockname'), address(resource as HandleLike, 'getpeername')];
     if (local !== '' || remote !== '') parts.push(`${local} -> ${remote}`);
-  } else if (type === 'HTTPCLIENTREQUEST' && resource instanceof http.ClientRequest) {
-    parts.push(`${resource.method} ${resource.host}` + (withAddresses ? resource.path : ''));
+  } else if (type === 'HTTPCLIENTREQUEST') {
+    const request = clientRequestOf(resource);
+    if (request !== undefined) parts.push(`${request.method} ${request.host}` + (withAddresses ? request.path : ''));
   } else if (type === 'PROCESSWRAP' && withAddresses) {
     const pid = (resource as HandleLike).pid;
     if (typeof pid === 'number') parts.push(`pid ${pid}`);

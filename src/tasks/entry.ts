@@ -3,6 +3,7 @@ import type { TaskRecord } from '../tracker/types.js';
 import { framesOf, type StackFrame } from '../stacks/stack.js';
 import { emptyLabels, type Labels } from '../labels/labels.js';
 import { describeTask } from './describe.js';
+import type { FlowView } from './flows.js';
 
 export interface TaskEntry {
   id: number;
@@ -16,9 +17,11 @@ export interface TaskEntry {
   parentStack: StackFrame[] | undefined;
   /** Undefined when the stack was not captured (the stack budget). */
   stack: StackFrame[] | undefined;
+  /** A promise that heads a flow: where it is parked, where it started, what it waits for. */
+  flow: FlowView | undefined;
 }
 
-export function taskEntry(record: TaskRecord): TaskEntry {
+export function taskEntry(record: TaskRecord, flow?: FlowView): TaskEntry {
   return {
     id: record.id,
     type: record.type,
@@ -29,5 +32,6 @@ export function taskEntry(record: TaskRecord): TaskEntry {
     parentType: record.parentType,
     parentStack: record.parentStack === undefined ? undefined : framesOf(record.parentStack),
     stack: record.stack === undefined ? undefined : framesOf(record.stack),
+    flow,
   };
 }

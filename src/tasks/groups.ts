@@ -6,10 +6,11 @@
 // are estimated (marked so). Tasks no estimate can place are listed by type
 // (and detail) as having no stack.
 import type { Tracker } from '../tracker/tracker.js';
-import type { TaskRecord, TypeCount } from '../tracker/types.js';
+import { PROMISE_TYPE, type TaskRecord, type TypeCount } from '../tracker/types.js';
 import { framesOf, type StackEntry, type StackFrame } from '../stacks/stack.js';
 import { emptyLabels, type Labels } from '../labels/labels.js';
 import { describeTask } from './describe.js';
+import { FlowIndex } from './flows.js';
 import type { CaptureClass, CaptureWindow } from '../tracker/stack-budget.js';
 
 export interface TaskGroup {
@@ -30,11 +31,19 @@ export interface TaskGroup {
   entry: StackEntry | undefined;
   /** This group stands for tasks of its type that have no record at all. */
   unrecorded: boolean;
+  /** A group of flows: how many of `stack`'s frames are where they are parked (the rest: where they started). */
+  parkedFrames: number;
+  /** A group of flows: what they wait for. */
+  waitsFor: string;
+  /** A group of flows: Date.now() when its longest-waiting flow parked. */
+  waitingSince: number | undefined;
 }
 
 export interface TaskListing {
-  /** Live tasks in all, exact. */
+  /** Live tasks in all (a flow of promises is one), exact unless stack-budget estimates fold promises into flows. */
   total: number;
+  /** Pending promises (exact), and the flows they make up: exact, unless `estimated` (the stack budget sampled promises, so links too). */
+  promises: { pending: number; flows: number; estimated: boolean };
   counts: TypeCount[];
   groups: TaskGroup[];
   /** Live tasks whose stack was not captured: placed in estimated groups, or listed as "no stack". */
@@ -58,6 +67,49 @@ export interface GroupOptions {
   detail: boolean;
 }
 
+/**
+ * Promise records a flow folds in (headed elsewhere), and what the sampled
+ * ones stood for (their weights) by class, beside the heads': that share of
+ * a class's promises without a record is folded too.
+ */
+interface FoldShares {
+  innerRecorded: number;
+  innerWeightIn: Map<CaptureClass, number>;
+  headWeightIn: Map<CaptureClass, number>;
+}
+
+function foldShares(records: readonly TaskRecord[], flows: FlowIndex): FoldShares {
+  const shares: FoldShares = { innerRecorded: 0, innerWeightIn: new Map(), headWeightIn: new Map() };
+  for (const record of records) {
+    if (record.type !== PROMISE_TYPE) continue;
+    const inner = flows.isInner(record);
+    if (inner) shares.innerRecorded++;
+    const cls = record.sampledIn?.captureClass;
+    if (cls === undefined) continue;
+    const weights = inner ? shares.innerWeightIn : shares.headWeightIn;
+    weights.set(cls, (weights.get(cls) ?? 0) + record.weight);
+  }
+  return shares;
+}
+
+// A window's promises without a record folded into flows: its class's sampled share (an estimate, like every count placed here).
+function foldedOf(window: CaptureWindow, shares: FoldShares): number {
+  if (window.type !== PROMISE_TYPE) return 0;
+  const inner = shares.innerWeightIn.get(window.captureClass) ?? 0;
+  const sampled = inner + (shares.headWeightIn.get(window.captureClass) ?? 0);
+  return sampled === 0 ? 0 : Math.round((window.unrecorded * inner) / sampled);
+}
+
+/** Live flows among `pending` promises (the tracker's exact count), as listTasks counts them, without grouping anything (a metrics scrape's). */
+export function countFlows(tracker: Tracker, pending: number): number {
+  const records: TaskRecord[] = [];
+  tracker.forEachLivePromise((record: TaskRecord) => records.push(record));
+  const shares = foldShares(records, new FlowIndex(records));
+  let folded = shares.innerRecorded;
+  for (const window of tracker.unrecordedBySample()) folded += foldedOf(window, shares);
+  return pending - Math.min(pending, folded);
+}
+
 /** Live tasks grouped, largest group first; counts add up to the exact totals. */
 export function listTasks(tracker: Tracker, options: GroupOptions = { detail: true }): TaskListing {
   const snapshot = tracker.snapshot();
@@ -65,18 +117,26 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
   // Tasks with a record but no stack, by type, detail and labels: placed by
   // estimate where sampled stacks of the same type and detail stand for them.
   const stackless = new Map<string, Accumulator>();
-  tracker.forEachLive((record: TaskRecord) => {
-    const detail = options.detail ? describeTask(record, false) : '';
+  const records: TaskRecord[] = [];
+  tracker.forEachLive((record: TaskRecord) => records.push(record));
+  const flows = new FlowIndex(records);
+  const shares = foldShares(records, flows);
+  for (const record of records) {
+    if (flows.isInner(record)) continue;
+    const flow = flows.view(record);
+    const detail = flow !== undefined ? (options.detail ? 'waits for ' + flow.waitsFor : '') : options.detail ? describeTask(record, false) : '';
     const labelsKey = record.labels?.key ?? '';
     const stack = record.stack;
+    const frames = flow === undefined ? (stack === undefined ? [] : framesOf(stack)) : flow.frames;
     // Keyed by the interned stack's id (short); the group's own key, compared
-    // across listings by deltas, uses the stack's text.
-    const id = `${record.type}\0${detail}\0${stack?.id ?? 0}\0${labelsKey}`;
+    // across listings by deltas, uses the stack's text. A flow's by where it is parked too.
+    const parkedKey = flow?.parkedKey ?? '';
+    const id = `${record.type}\0${detail}\0${stack?.id ?? 0}\0${labelsKey}\0${parkedKey}`;
     const groups = stack === undefined ? stackless : stacked;
     let group = groups.get(id);
     if (group === undefined) {
       group = {
-        key: `${record.type}\0${detail}\0${stack?.key ?? ''}\0${labelsKey}`,
+        key: `${record.type}\0${detail}\0${stack?.key ?? ''}\0${labelsKey}` + (flow === undefined ? '' : `\0${parkedKey}`),
         count: 0,
         recorded: 0,
         estimated: false,
@@ -84,15 +144,21 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
         detail,
         labels: record.labels?.values ?? emptyLabels,
         oldestCreatedAt: record.createdAt,
-        stack: stack === undefined ? [] : framesOf(stack),
+        stack: frames,
         entry: stack,
         unrecorded: false,
+        parkedFrames: flow?.parkedAt.length ?? 0,
+        waitsFor: flow?.waitsFor ?? '',
+        waitingSince: flow?.waitingSince,
         labelsKey,
         extra: 0,
         extraIn: new Map(),
         weightIn: new Map(),
       };
       groups.set(id, group);
+    }
+    if (flow !== undefined) {
+      if (group.waitingSince === undefined || flow.waitingSince < group.waitingSince) group.waitingSince = flow.waitingSince;
     }
     group.recorded++;
     group.count++;
@@ -103,7 +169,7 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
       group.weightIn.set(window.captureClass, (group.weightIn.get(window.captureClass) ?? 0) + record.weight);
     }
     if (record.createdAt < group.oldestCreatedAt) group.oldestCreatedAt = record.createdAt;
-  });
+  }
   const byType = new Map<string, Accumulator[]>();
   for (const group of stacked.values()) {
     let list = byType.get(group.type);
@@ -120,8 +186,12 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
   // sampled) goes to the groups of the same class's records of other
   // seconds, in proportion to what they stand for.
   const placedByType = new Map<string, number>();
+  let innerEstimated = 0;
   for (const sampledIn of tracker.unrecordedBySample()) {
-    const { type, unrecorded: count } = sampledIn;
+    const { type, unrecorded } = sampledIn;
+    const foldedInWindow = foldedOf(sampledIn, shares);
+    innerEstimated += foldedInWindow;
+    const count = unrecorded - foldedInWindow;
     const ofType = byType.get(type) ?? [];
     let placed = place(
       ofType.filter((g) => g.extraIn.has(sampledIn)),
@@ -148,7 +218,8 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
   }
   for (const count of snapshot.counts) {
     // Tasks no estimate placed (maxTasks reached, `counts` tracking, classes sampled but gone).
-    const unrecorded = Math.max(0, count.live - (recordedByType.get(count.type) ?? 0) - (placedByType.get(count.type) ?? 0));
+    const foldedOfType = count.type === PROMISE_TYPE ? shares.innerRecorded + innerEstimated : 0;
+    const unrecorded = Math.max(0, count.live - foldedOfType - (recordedByType.get(count.type) ?? 0) - (placedByType.get(count.type) ?? 0));
     if (unrecorded > 0) {
       result.push({
         key: `${count.type}\0\0\0`,
@@ -162,6 +233,9 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
         stack: [],
         entry: undefined,
         unrecorded: true,
+        parkedFrames: 0,
+        waitsFor: '',
+        waitingSince: undefined,
       });
     }
   }
@@ -172,7 +246,16 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
   }
   result.sort((a, b) => b.count - a.count || a.oldestCreatedAt - b.oldestCreatedAt);
   const withoutStack = snapshot.counts.reduce((n, c) => n + c.withoutStack, 0);
-  return { total: snapshot.counts.reduce((n, c) => n + c.live, 0), counts: snapshot.counts, groups: result, withoutStack, estimatedGroups };
+  const pending = snapshot.counts.find((c) => c.type === PROMISE_TYPE)?.live ?? 0;
+  const foldedPromises = Math.min(pending, shares.innerRecorded + innerEstimated);
+  return {
+    total: snapshot.counts.reduce((n, c) => n + c.live, 0) - foldedPromises,
+    promises: { pending, flows: pending - foldedPromises, estimated: innerEstimated > 0 || result.some((g) => g.type === PROMISE_TYPE && g.estimated) },
+    counts: snapshot.counts,
+    groups: result,
+    withoutStack,
+    estimatedGroups,
+  };
 }
 
 function strip(group: Accumulator): TaskGroup {

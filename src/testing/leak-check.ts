@@ -8,6 +8,7 @@ import { PROMISE_TYPE, type TaskRecord, type TrackerSettings } from '../tracker/
 import { describeTask } from '../tasks/describe.js';
 import { framesOf, type StackFrame } from '../stacks/stack.js';
 import { taskEntry } from '../tasks/entry.js';
+import { FlowIndex } from '../tasks/flows.js';
 import { taskText } from '../profiles/tasks.js';
 import { holdFullTracking, releaseFullTracking } from '../tracker/control.js';
 import { ownWork, runWithLabels } from '../labels/labels.js';
@@ -178,10 +179,10 @@ async function collectGarbage(): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function describeLeaks(leaks: TaskRecord[], timeoutMs: number): string {
+function describeLeaks(leaks: TaskRecord[], flows: FlowIndex, timeoutMs: number): string {
   const now = Date.now();
   let message = `taskprof: ${leaks.length} task${leaks.length === 1 ? '' : 's'} leaked: still live ${timeoutMs} ms after the code under test ended\n\n`;
-  for (const record of leaks) message += taskText(taskEntry(record), now);
+  for (const record of leaks) message += taskText(taskEntry(record, flows.view(record)), now);
   return message.trimEnd();
 }
 
@@ -195,8 +196,12 @@ export function startLeakCheck(options: LeakCheckOptions = {}): LeakCheck {
   const startedAfterId = settings.ignoreCurrent ? tracker.lastTaskId : 0;
   let verified = false;
 
-  const leaked = (): TaskRecord[] =>
-    tracker.records().filter((record) => {
+  // A flow is one task: its head (the promise nobody awaits) is judged and shown.
+  let flows = new FlowIndex([]);
+  const leaked = (): TaskRecord[] => {
+    const records = tracker.records();
+    flows = new FlowIndex(records);
+    return flows.tasksOf(records).filter((record) => {
       if (record.id <= startedAfterId) return false;
       if (settings.ignoreTypes.includes(record.type) || isProcessSingleton(record)) return false;
       // Tasks without a stack (made before full tracking began) cannot be judged by site.
@@ -219,6 +224,7 @@ export function startLeakCheck(options: LeakCheckOptions = {}): LeakCheck {
       }
       return true;
     });
+  };
 
   async function verify(): Promise<void> {
     if (verified) throw new Error('taskprof/testing: verify() was already called for this check');
@@ -238,7 +244,7 @@ export function startLeakCheck(options: LeakCheckOptions = {}): LeakCheck {
       }
       if (leaks.length > 0) {
         const error = new LeakError(
-          describeLeaks(leaks, settings.timeoutMs),
+          describeLeaks(leaks, flows, settings.timeoutMs),
           leaks.map((r) => ({ id: r.id, type: r.type, stack: r.stack === undefined ? [] : framesOf(r.stack) })),
         );
         // Reported as they were; then they no longer hold the runner open.

@@ -13,8 +13,12 @@
 // promoted, and cost more in collections than everything else here).
 import v8 from 'node:v8';
 import { labelContext, ownWork, type LabelSet } from '../labels/labels.js';
-import { promiseCaptureDepth } from '../stacks/stack.js';
-import type { Session, TrackedTask, TypeCounts } from './session.js';
+import { promiseCaptureDepth, waitCaptureDepth } from '../stacks/stack.js';
+import { FlowLinker, PromiseWait, WAITS_ALWAYS_LINKED, unlinkedWait, type FlowNode } from './flow-links.js';
+
+// The stack budget's class for a promise's waits past its first few (per route).
+const WAIT_CLASS = 'Promise wait';
+import { TrackedTask, type Session, type TypeCounts } from './session.js';
 import { EXACT, type CaptureWindow } from './stack-budget.js';
 import { PromiseTask, Tombstone, labelsOf, promiseStamp } from './task-stamp.js';
 import { PROMISE_TYPE } from './types.js';
@@ -46,6 +50,9 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
   let flushAt = nurseryLimit;
   // Flush periods: a state is registered once it is a whole period old.
   let period = 0;
+  // Flows are linked where stacks are captured: the frame under the hook says what a promise is.
+  const linker = captureStacks ? new FlowLinker() : undefined;
+  const carryLabels = options.carryLabels;
 
   function flush(): void {
     const pending = nursery;
@@ -65,7 +72,10 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
       tomb.counts.abandoned++;
       if (tomb.unrecordedIn !== undefined) budget.endUnrecorded(tomb.unrecordedIn);
       if (tomb.labels !== undefined) routes.remove(tomb.labels, 1);
-      if (tomb.record !== undefined) options.onRecordEnd(tomb.record, true);
+      if (tomb.record !== undefined) {
+        linker?.rootEnded(tomb.record, true);
+        options.onRecordEnd(tomb.record, true);
+      }
     } catch {
       // Never throw into the app's event loop.
     }
@@ -78,13 +88,16 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
   }
 
   // Derived promises (then/catch/finally and the one V8 makes for each
-  // `await`) have a parent: waiters on a task, not tasks. They only carry
-  // the labels in force, for their reactions: the app's, or (in every mode,
+  // `await`) have a parent: waiters on a task, not tasks. They carry the
+  // labels in force, for their reactions: the app's, or (in every mode,
   // `counts` too) taskprof's own-work scope, whose promises are not counted.
+  // One that waits on a tracked pending promise is linked into its flow.
   function init(promise: Promise<unknown>, parent: Promise<unknown> | undefined): void {
     const labels = labelContext.current;
     if (parent !== undefined) {
-      if (labels !== undefined) promiseStamp.setNew(promise, labels);
+      if (linker === undefined || labels === ownWork || !linkWait(promise, parent, labels)) {
+        if (labels !== undefined) promiseStamp.setNew(promise, labels);
+      }
       return;
     }
     if (labels === ownWork) return;
@@ -96,12 +109,13 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
         const weight = !session.roomForRecord() ? 0 : cls === undefined ? EXACT : budget.admit(cls);
         if (cls !== undefined) window = budget.windowOf(cls);
         if (weight > 0) {
-          const stack = session.captureStack(init, promiseCaptureDepth);
+          const captured = session.capturePromise(init, promiseCaptureDepth);
           // taskprof's own promise, made outside its own-work scope: not the app's.
-          if (stack === null) return;
+          if (captured === null) return;
           const parentRecord = runningRecord(session);
-          record = session.newRecord(PROMISE_TYPE, stack, labels ?? parentRecord?.labels, weight, undefined, parentRecord);
+          record = session.newRecord(PROMISE_TYPE, captured.stack, labels ?? parentRecord?.labels, weight, undefined, parentRecord);
           record.sampledIn = window;
+          linker?.rootMade(record, captured.site);
         }
       }
       counts.created++;
@@ -122,28 +136,88 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
     }
   }
 
+  // A wait's stack: its promise's first waits always (charged to the budget), later ones as the budget admits.
+  function linkWait(promise: Promise<unknown>, parent: Promise<unknown>, labels: LabelSet | undefined): boolean {
+    try {
+      const target = promiseStamp.get(parent);
+      let on: FlowNode;
+      if (target instanceof PromiseTask) {
+        // (A previous session's promise is not this one's to link.)
+        if (!target.live || target.counts !== counts || target.record?.links === undefined) return false;
+        on = target.record;
+      } else if (target instanceof PromiseWait) {
+        if (!target.live) return false;
+        on = target;
+      } else {
+        return false;
+      }
+      // A resumed async function awaiting a value that is not a promise (V8's wrapper on its own promise).
+      if (on === linker!.resumedOwner) return false;
+      // A recorded promise's first waits say whether it heads a flow, so its
+      // weight stands for flows when its class is sampled (WAITS_ALWAYS_LINKED).
+      if (on instanceof TrackedTask && on.links!.linkedWaits++ >= WAITS_ALWAYS_LINKED && !budget.unlimited && budget.admit(budget.classOf(WAIT_CLASS, labels)) === 0) {
+        const unlinked = unlinkedWait(on, labels);
+        if (promiseStamp.setNew(promise, unlinked)) return true;
+        linker!.waitSettled(unlinked);
+        return false;
+      }
+      const captured = session.capturePromise(init, waitCaptureDepth);
+      if (captured === null) return false;
+      const wait = linker!.waitMade(on, captured.site, captured.stack, labels);
+      if (wait === undefined) return false;
+      if (!promiseStamp.setNew(promise, wait)) {
+        linker!.waitSettled(wait);
+        return false;
+      }
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   function settled(promise: Promise<unknown>): void {
     const task = promiseStamp.get(promise);
+    if (task instanceof PromiseWait) {
+      try {
+        linker?.waitSettled(task);
+      } catch {
+        // Never throw into the app.
+      }
+      return;
+    }
     if (!(task instanceof PromiseTask) || !task.live || task.counts !== counts) return;
     task.live = false;
     counts.completed++;
     if (task.tomb !== undefined) task.tomb.live = false;
     if (task.unrecordedIn !== undefined) budget.endUnrecorded(task.unrecordedIn);
     if (task.labels !== undefined) routes.remove(task.labels, 1);
-    if (task.record !== undefined) options.onRecordEnd(task.record, false);
+    if (task.record !== undefined) {
+      try {
+        linker?.rootEnded(task.record, false);
+      } catch {
+        // Never throw into the app.
+      }
+      options.onRecordEnd(task.record, false);
+    }
   }
 
-  // Labels saved by `before`, put back by `after`.
+  // Labels saved by `before`, put back by `after`; the linker notes whose continuation runs.
   const saved: (LabelSet | undefined)[] = [];
   function before(promise: Promise<unknown>): void {
-    saved.push(labelContext.current);
-    labelContext.current = labelsOf(promiseStamp.get(promise));
+    const stamp = promiseStamp.get(promise);
+    if (carryLabels) {
+      saved.push(labelContext.current);
+      labelContext.current = labelsOf(stamp);
+    }
+    // (The linker's before and after only push and pop: nothing to throw.)
+    linker?.before(stamp);
   }
   function after(): void {
-    labelContext.current = saved.pop();
+    if (carryLabels) labelContext.current = saved.pop();
+    linker?.after();
   }
 
-  const stopHooks = v8.promiseHooks.createHook(options.carryLabels ? { init, settled, before, after } : { init, settled }) as () => void;
+  const stopHooks = v8.promiseHooks.createHook(carryLabels || linker !== undefined ? { init, settled, before, after } : { init, settled }) as () => void;
 
   return {
     tick() {
@@ -153,6 +227,7 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
     stop() {
       stopHooks();
       nursery = [];
+      linker?.stop();
       // Stopped from inside a continuation (a leak check ending, say), the
       // `after` hooks that would put the labels back never run: put back the
       // labels in force outside every continuation now.

@@ -4,7 +4,8 @@
 // session they were installed for, so that tasks of an earlier session
 // never touch a later one's counts.
 import type { LabelSet } from '../labels/labels.js';
-import { captureStackKey, OWN_TASK, StackTable, type StackEntry } from '../stacks/stack.js';
+import { capturePromiseSite, captureStackKey, OWN_TASK, StackTable, type PromiseSite, type StackEntry } from '../stacks/stack.js';
+import type { RootLinks } from './flow-links.js';
 import type { RouteTally } from '../labels/route-tally.js';
 import { StackBudget, type CaptureWindow } from './stack-budget.js';
 import type { TaskRecord, TrackerSettings } from './types.js';
@@ -32,6 +33,8 @@ export class TrackedTask implements TaskRecord {
   /** The stack budget window it was sampled in, for the estimate; undefined under `full` and for timers and handles. */
   sampledIn: CaptureWindow | undefined;
   live = true;
+  /** A promise's links into flows (what it awaits, what awaits it), when its stack says what it is. */
+  links: RootLinks | undefined;
   // The timer, socket or server: held strongly where the task's end is an
   // event (released then), weakly where the end may be its collection
   // (async_hooks resources under `full`); none for promises.
@@ -117,6 +120,15 @@ export class Session {
     const stack = key === OWN_TASK ? null : this.stacks.intern(key);
     this.budget.charge(performance.now() - startedAt);
     return stack;
+  }
+
+  /** A promise's creation stack and what its first frame says, charged like captureStack; `null` for taskprof's own. */
+  capturePromise(above: Function, depth: number): { stack: StackEntry; site: PromiseSite } | null {
+    const startedAt = performance.now();
+    const site = capturePromiseSite(above, depth);
+    const stack = site.key === OWN_TASK ? null : this.stacks.intern(site.key);
+    this.budget.charge(performance.now() - startedAt);
+    return stack === null ? null : { stack, site };
   }
 
   countsOf(type: string): TypeCounts {

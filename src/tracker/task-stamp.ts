@@ -8,6 +8,7 @@ import { LabelSet } from '../labels/labels.js';
 import { createStamp } from './stamp.js';
 import { TrackedTask } from './session.js';
 import type { CaptureWindow } from './stack-budget.js';
+import { PromiseWait } from './flow-links.js';
 
 /** A root promise's state: live until it settles or is collected. */
 export class PromiseTask {
@@ -41,10 +42,10 @@ export class Tombstone {
   ) {}
 }
 
-export type Stamped = PromiseTask | TrackedTask | LabelSet;
+export type Stamped = PromiseTask | PromiseWait | TrackedTask | LabelSet;
 
-/** On promises: their state (root promises) or the labels they carry (derived ones). */
-export const promiseStamp = createStamp<PromiseTask | LabelSet>();
+/** On promises: their state (root promises), their link into a flow (derived ones that wait on a tracked one), or the labels they carry (other derived ones). */
+export const promiseStamp = createStamp<PromiseTask | PromiseWait | LabelSet>();
 /** On timers, sockets and other resources: their record, or taskprof's own mark (ownWork). */
 export const resourceStamp = createStamp<TrackedTask | LabelSet>();
 

@@ -279,6 +279,12 @@ export class Tracker {
     this.#timers?.walk(fn);
   }
 
+  /** Live promise records only (flows' counts need no others). */
+  forEachLivePromise(fn: (record: TaskRecord) => void): void {
+    const records = this.#session?.records.get(PROMISE_TYPE);
+    if (records !== undefined) for (const record of records.values()) if (record.live) fn(record);
+  }
+
   /** Live records, oldest first. */
   records(): TaskRecord[] {
     const all: TaskRecord[] = [];
