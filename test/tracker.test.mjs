@@ -117,6 +117,18 @@ test('a cycle of awaits (each awaiting the other) is one flow', async () => {
   assert.ok(first && second);
 });
 
+test('a then chain 20,000 long on a stuck promise lists as one flow (no recursion through it)', async () => {
+  startTracking({ mode: 'full' });
+  const here = new URL(import.meta.url).pathname;
+  let tail = new Promise(() => {}); // CHAIN HEAD
+  const head = tail;
+  for (let i = 0; i < 20_000; i++) tail = tail.then(() => {});
+  const text = await listing();
+  const flows = parseGroups(text).filter((g) => g.parked[0] === sourcePosition(here, '// CHAIN HEAD', 'new Promise'));
+  assert.equal(flows.reduce((n, g) => n + g.count, 0), 1, text);
+  assert.ok(head && tail);
+});
+
 test('the tracker does not keep a task object alive', async () => {
   startTracking({ mode: 'full' });
   let collected = 0;

@@ -57,25 +57,62 @@ function isPromiseRecord(record: TaskRecord): record is TrackedTask {
 // adopts it (that promise carries it on; V8 does not say which one it is),
 // a combinator's then on an element while the combinator is pending (or
 // its combinator has no record), or a then that is itself awaited.
-function held(wait: PromiseWait): boolean {
+function directlyHeld(wait: PromiseWait): boolean | undefined {
   if (!wait.live) return false;
   if (wait.kind === 'await' || wait.kind === 'unlinked') return true;
   if (wait.kind === 'element') return wait.owner?.live ?? true;
   // A then made in a `new Promise` executor: that promise waits on it.
   if (wait.kind === 'then' && wait.owner !== undefined) return wait.owner.live;
   // An adopting then that nobody awaits (`p.then(() => g())`): the adopted promise heads the flow.
-  if (wait.kind === 'adopt') return wait.owner?.live ?? (wait.adopter === undefined ? true : held(wait.adopter));
-  return heldBy(wait);
-}
-
-function firstHeld(node: FlowNode): PromiseWait | undefined {
-  const waits = node instanceof PromiseWait ? node.waits : node.links?.waits;
-  for (const wait of waits ?? []) if (held(wait)) return wait;
+  if (wait.kind === 'adopt') return wait.owner?.live ?? (wait.adopter === undefined ? true : undefined);
   return undefined;
 }
 
-function heldBy(node: FlowNode): boolean {
-  return firstHeld(node) !== undefined;
+// What a wait's answer hangs on when it has none of its own: an adopt's then, a then's own waits.
+function dependenciesOf(wait: PromiseWait): PromiseWait[] {
+  if (wait.kind === 'adopt') return wait.adopter === undefined ? [] : [wait.adopter];
+  return wait.waits === undefined ? [] : [...wait.waits];
+}
+
+// Whether `wait` holds what it waits on, followed without recursion (a
+// chain `tail = tail.then(job)` may be thousands of thens long), each wait
+// answered once per listing.
+function held(wait: PromiseWait, memo: Map<PromiseWait, boolean>): boolean {
+  const direct = directlyHeld(wait);
+  if (direct !== undefined) return direct;
+  const known = memo.get(wait);
+  if (known !== undefined) return known;
+  const stack: { wait: PromiseWait; dependencies: PromiseWait[]; at: number }[] = [{ wait, dependencies: dependenciesOf(wait), at: 0 }];
+  const onPath = new Set<PromiseWait>([wait]);
+  const finish = (value: boolean): void => {
+    // A held dependency holds every dependant on the path too.
+    do {
+      const frame = stack.pop()!;
+      memo.set(frame.wait, value);
+      onPath.delete(frame.wait);
+    } while (value && stack.length > 0);
+  };
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!;
+    if (frame.at >= frame.dependencies.length) {
+      finish(false);
+      continue;
+    }
+    const next = frame.dependencies[frame.at++]!;
+    const value = directlyHeld(next) ?? memo.get(next) ?? (onPath.has(next) ? false : undefined);
+    if (value === true) finish(true);
+    else if (value === undefined) {
+      onPath.add(next);
+      stack.push({ wait: next, dependencies: dependenciesOf(next), at: 0 });
+    }
+  }
+  return memo.get(wait)!;
+}
+
+function firstHeld(node: FlowNode, memo: Map<PromiseWait, boolean>): PromiseWait | undefined {
+  const waits = node instanceof PromiseWait ? node.waits : node.links?.waits;
+  for (const wait of waits ?? []) if (held(wait, memo)) return wait;
+  return undefined;
 }
 
 /** The flows among a listing's records: which promise records are heads, and each head's view. */
@@ -89,8 +126,9 @@ export class FlowIndex {
   // Outbound requests, stack or not: under `full` a request's task is made later, off the app's stack, and its socket stands for it there.
   #requests: TaskRecord[];
   #requestBySocket: Map<object, TaskRecord> | undefined;
-  // Nodes known to lead out to a head (not around a cycle).
+  // Nodes known to lead out to a head (not around a cycle), and what each wait was found to hold.
   #reachesHead = new Set<FlowNode>();
+  #heldMemo = new Map<PromiseWait, boolean>();
   // Flows of one (a pending promise nobody awaits, parked at nothing) by their stack: most heads, in a leak of many.
   #placesOfOne = new Map<StackEntry, FlowPlace>();
   #sameCallCandidates = new Map<StackEntry, TaskRecord[]>();
@@ -106,7 +144,7 @@ export class FlowIndex {
       if (record.type === 'HTTPCLIENTREQUEST') this.#requests.push(record);
     }
     // A subclass's then's promise (Node's SafePromise plumbing) is a waiter, as a then's is: never a flow's head.
-    for (const record of promises) if (heldBy(record) || record.links!.kind === 'species') this.#inner.add(record);
+    for (const record of promises) if (firstHeld(record, this.#heldMemo) !== undefined || record.links!.kind === 'species') this.#inner.add(record);
     // A cycle of awaits (each awaiting the next) has no head: one of its promises stands for it.
     for (const record of promises) if (this.#inner.has(record) && this.#inCycle(record)) this.#inner.delete(record);
   }
@@ -118,7 +156,7 @@ export class FlowIndex {
     let node: FlowNode = record;
     let cycle = false;
     for (;;) {
-      const wait = firstHeld(node);
+      const wait = firstHeld(node, this.#heldMemo);
       // Adopted by a promise V8 does not name: not a cycle of awaits.
       if (wait === undefined || wait.kind === 'adopt') break;
       const next: FlowNode = wait.owner ?? wait.adopter ?? wait;
@@ -126,7 +164,9 @@ export class FlowIndex {
         cycle = true;
         break;
       }
-      if (seen.has(next) || this.#reachesHead.has(next) || (next instanceof TrackedTask && !this.#inner.has(next))) break;
+      // Into a cycle that does not pass through `record`: its own members find it.
+      if (seen.has(next)) return false;
+      if (this.#reachesHead.has(next) || (next instanceof TrackedTask && !this.#inner.has(next))) break;
       seen.add(next);
       node = next;
     }

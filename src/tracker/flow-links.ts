@@ -53,7 +53,7 @@ export class PromiseWait {
     /** What it waits on. */
     readonly on: TrackedTask | PromiseWait,
     /** The awaiting async function's record (await), the combinator's (element), or the adopting async function's (adopt). */
-    readonly owner: TrackedTask | undefined,
+    public owner: TrackedTask | undefined,
     /** Where it was made: the await line, or the `.then` call; none for `unlinked`. */
     readonly site: StackEntry | undefined,
     /** The labels its reactions run with. */
@@ -98,9 +98,10 @@ class RunningList {
   stopped(): void {
     this.count--;
     if (this.list.length > 32 && this.list.length > 2 * this.count) {
-      const kept = this.list.filter((r) => r.live && r.links!.running);
-      this.list.length = 0;
-      this.list.push(...kept);
+      // In place: a spread of a long list would overflow the call's arguments.
+      let kept = 0;
+      for (const record of this.list) if (record.live && record.links!.running) this.list[kept++] = record;
+      this.list.length = kept;
     }
   }
 
@@ -187,10 +188,15 @@ export class FlowLinker {
     const links = record.links;
     if (links === undefined) return;
     if (links.running) this.#stopRunning(record, links);
+    const parkedAt = links.parkedAt;
     links.parkedAt = undefined;
-    // Nothing to keep: a live record made in this one must not hold a chain of ended ones.
+    // Nothing to keep: a live record made in this one must not hold a chain of
+    // ended ones, nor a long-lived promise's waits this one's record
+    // (`Promise.race([work, shutdown])`: the race ends, its then on shutdown lives on).
     links.madeIn = undefined;
+    for (const wait of links.members ?? []) this.#endOwned(wait);
     links.members = undefined;
+    if (parkedAt !== undefined) this.#endOwned(parkedAt);
     if (abandoned) for (const wait of links.waits ?? []) this.waitSettled(wait);
     this.#parked(record);
     if (this.#combinator === record) {
@@ -198,6 +204,12 @@ export class FlowLinker {
       this.#outerCombinator = undefined;
     }
     if (this.#lastNext === record) this.#lastNext = undefined;
+  }
+
+  // A wait whose owner ended first: no longer part of a flow, and no longer holding the owner's record.
+  #endOwned(wait: PromiseWait): void {
+    this.waitSettled(wait);
+    wait.owner = undefined;
   }
 
   #stopRunning(record: TrackedTask, links: RootLinks): void {

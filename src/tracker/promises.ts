@@ -124,7 +124,10 @@ export function trackPromises(session: Session, options: PromiseTrackingOptions)
       if (!promiseStamp.setNew(promise, task)) {
         // Cannot be followed to its end: not counted at all.
         counts.created--;
-        if (record !== undefined) session.endRecord(record);
+        if (record !== undefined) {
+          linker?.rootEnded(record, false);
+          session.endRecord(record);
+        }
         return;
       }
       if (unrecordedIn !== undefined) budget.addUnrecorded(unrecordedIn);
