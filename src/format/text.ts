@@ -24,8 +24,14 @@ export function frameLines(frames: readonly StackFrame[]): string {
   return out;
 }
 
+/** A flow group's frames (see TaskGroup.parkedFrames) as its two parts: where its flows are parked, and where they started. */
+export function flowParts(frames: readonly StackFrame[], parkedFrames: number): { parkedAt: StackFrame[]; startedAt: StackFrame[] } {
+  return { parkedAt: frames.slice(0, parkedFrames), startedAt: frames.slice(parkedFrames) };
+}
+
 /** A group's frames; a group of flows' in two blocks: the first `parkedFrames` where they are parked, the rest where they started. */
 export function groupFrameLines(frames: readonly StackFrame[], parkedFrames: number): string {
   if (parkedFrames === 0) return frameLines(frames);
-  return '# parked at\n' + frameLines(frames.slice(0, parkedFrames)) + '# started at\n' + frameLines(frames.slice(parkedFrames));
+  const { parkedAt, startedAt } = flowParts(frames, parkedFrames);
+  return '# parked at\n' + frameLines(parkedAt) + '# started at\n' + frameLines(startedAt);
 }

@@ -29,8 +29,6 @@ function createSnapshotReader(tracker: Tracker): () => TaskSnapshot {
   };
 }
 
-const linksFlows = (tracker: Tracker): boolean => tracker.mode === 'full' || tracker.mode === 'sampled';
-
 // taskprof_flows has no value where flows are not linked: no sample rather
 // than a made-up 0 (a gauge's own reset() leaves one).
 class FlowsGauge extends Gauge {
@@ -41,7 +39,7 @@ class FlowsGauge extends Gauge {
   }
   override async get(): ReturnType<Gauge['get']> {
     const metric = await super.get();
-    return linksFlows(this.#tracker) ? metric : { ...metric, values: [] };
+    return this.#tracker.linksFlows ? metric : { ...metric, values: [] };
   }
 }
 
@@ -114,7 +112,7 @@ export function registerTaskMetrics(
           'Exact while every promise gets its stack (tracking "full", and the default mode within its stack budget); beyond the budget, an estimate from the sampled promises\' links. Absent under tracking "counts" and "off", which link no promises.',
         registers,
         collect(this: Gauge) {
-          if (linksFlows(tracker)) this.set(countFlows(tracker, read().counts.find((count) => count.type === PROMISE_TYPE)?.live ?? 0));
+          if (tracker.linksFlows) this.set(countFlows(tracker, read().counts.find((count) => count.type === PROMISE_TYPE)?.live ?? 0));
         },
       }),
     () =>

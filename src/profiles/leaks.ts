@@ -4,7 +4,7 @@ import { growthDetector as defaultDetector, type GrowthDetector, type Suspect } 
 import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
 import { framesOf } from '../stacks/stack.js';
 import { emptyLabels, formatLabels } from '../labels/labels.js';
-import { formatAge, frameLines, groupFrameLines } from '../format/text.js';
+import { flowParts, formatAge, frameLines, groupFrameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
 import { MSG_LEAKS_OFF, ProfileError } from '../errors.js';
 import { type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
@@ -72,7 +72,7 @@ function leaksJson(detector: GrowthDetector, tracker: Tracker, now: number): str
       oldestAgeMs: Number.isNaN(s.oldestAgeMs) ? null : s.oldestAgeMs,
       labels: s.labels,
       stack: s.stack ?? [],
-      ...(s.parkedFrames === 0 ? {} : { flow: { waitsFor: s.waitsFor, parkedAt: s.stack!.slice(0, s.parkedFrames), startedAt: s.stack!.slice(s.parkedFrames) } }),
+      ...(s.parkedFrames === 0 ? {} : { flow: { waitsFor: s.waitsFor, ...flowParts(s.stack!, s.parkedFrames) } }),
     })),
     abandoned: sites.map((site) => ({
       type: site.type,

@@ -1,11 +1,11 @@
 // The tasks profile: Node's counterpart of Go's goroutine profile.
 import { Readable } from 'node:stream';
 import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
-import { listTasks, type TaskGroup, type TaskListing } from '../tasks/groups.js';
+import { foldedPromises, listTasks, type TaskGroup, type TaskListing } from '../tasks/groups.js';
 import { FlowIndex } from '../tasks/flows.js';
 import { taskEntry, type TaskEntry } from '../tasks/entry.js';
 import { formatLabels } from '../labels/labels.js';
-import { formatAge, formatPosition, groupFrameLines } from '../format/text.js';
+import { flowParts, formatAge, formatPosition, groupFrameLines } from '../format/text.js';
 import { encodePprof } from '../format/pprof.js';
 import { waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 import type { StackFrame } from '../stacks/stack.js';
@@ -77,7 +77,7 @@ function groupJson(g: TaskGroup, now: number): Record<string, unknown> {
     labels: g.labels,
     oldestAgeMs: now - g.oldestCreatedAt,
     stack: g.stack,
-    ...(g.waitingSince === undefined ? {} : { flow: { waitsFor: g.waitsFor, waitingMs: now - g.waitingSince, parkedAt: g.stack.slice(0, g.parkedFrames), startedAt: g.stack.slice(g.parkedFrames) } }),
+    ...(g.waitingSince === undefined ? {} : { flow: { waitsFor: g.waitsFor, waitingMs: now - g.waitingSince, ...flowParts(g.stack, g.parkedFrames) } }),
   };
 }
 
@@ -141,11 +141,9 @@ function taskJson(task: TaskEntry, now: number): string {
 function* dumpChunks(tracker: Tracker, json: boolean, limitBytes: number): Generator<string> {
   const now = Date.now();
   const records = tracker.records();
-  // One pass that only reads links, up front: the header's total counts a flow once.
+  // One pass that only reads links, up front: the header's total counts a flow once, as debug=1 does.
   const flows = new FlowIndex(records);
-  // Past the stack budget, flows fold promises without a record too, by estimate: as debug=1 counts them.
-  const sampled = !tracker.unrecordedBySample()[Symbol.iterator]().next().done;
-  const total = sampled ? listTasks(tracker, { detail: false }).total : tracker.total() - flows.innerCount;
+  const total = tracker.total() - foldedPromises(tracker, flows);
   const unrecorded = Math.max(0, total - (records.length - flows.innerCount));
   let written = 0;
   let chunk = json

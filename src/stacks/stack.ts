@@ -169,14 +169,15 @@ const isGeneratorNext = (site: NodeJS.CallSite | undefined): boolean => site !==
 // Node's own promise helpers (SafePromise and its then/finally), plumbing of whichever Node API the app called.
 const primordials = 'node:internal/per_context/primordials';
 
-// The frame under the constructor frames from `at` (`Promise`, and a subclass's): what constructed the promise.
-function callerOfConstructor(sites: NodeJS.CallSite[], at: number): NodeJS.CallSite | undefined {
+// The index of the frame under the constructor frames from `at` (`Promise`, and a subclass's): what constructed the promise.
+function constructorCaller(sites: NodeJS.CallSite[], at: number): number {
   let i = at;
   while (i < sites.length && sites[i]!.isConstructor()) i++;
-  return sites[i];
+  return i;
 }
 
-function siteKind(sites: NodeJS.CallSite[], at: number, under: number): PromiseSiteKind {
+// `builtBy`: the index constructorCaller gave, when the first frame is a constructor's; else -1.
+function siteKind(sites: NodeJS.CallSite[], at: number, under: number, builtBy: number): PromiseSiteKind {
   const first = sites[at];
   const second = sites[under];
   if (first === undefined) return 'other';
@@ -184,13 +185,11 @@ function siteKind(sites: NodeJS.CallSite[], at: number, under: number): PromiseS
   // `new Promise`, or a subclass's constructor; unless a `then` made it, or
   // Node's promise helpers did inside another promise's executor (their
   // plumbing: the helper's own promise, which the app gets, is `new`).
-  if (first.isConstructor()) {
-    let i = at;
-    while (i < sites.length && sites[i]!.isConstructor()) i++;
-    const caller = sites[i];
+  if (builtBy >= 0) {
+    const caller = sites[builtBy];
     if (caller === undefined) return 'new';
     if (caller.getFileName() == null && thenMethods.has(caller.getFunctionName() ?? '')) return 'species';
-    if (caller.getFileName() === primordials && sites[i + 1]?.isConstructor() === true) return 'species';
+    if (caller.getFileName() === primordials && sites[builtBy + 1]?.isConstructor() === true) return 'species';
     return 'new';
   }
   if (first.getFileName() != null) return 'function';
@@ -225,7 +224,7 @@ const positionOrEmpty = (site: NodeJS.CallSite | undefined): string => (site ===
 // against the promise's own constructedAt; '' when the then's caller is no executor.
 function executorContext(sites: NodeJS.CallSite[], callerAt: number): string {
   if (sites[callerAt + 1]?.isConstructor() !== true) return '';
-  return positionOrEmpty(callerOfConstructor(sites, callerAt + 1));
+  return positionOrEmpty(sites[constructorCaller(sites, callerAt + 1)]);
 }
 
 // A function by its file and start: one async function's promise and its awaits share it.
@@ -241,11 +240,12 @@ function promiseSiteOf(error: Error, sites: NodeJS.CallSite[]): string {
   let under = at + 1;
   while (under < sites.length && plumbingFiles.has(sites[under]!.getFileName() ?? '')) under++;
   const key = stackKeyOf(error, sites);
-  const kind = siteKind(sites, at, under);
+  const builtBy = first?.isConstructor() === true ? constructorCaller(sites, at) : -1;
+  const kind = siteKind(sites, at, under, builtBy);
   const fn = kind === 'function' ? functionKey(first!) : kind === 'combinator' ? 'Promise.' + (first!.getFunctionName() ?? '') : '';
   const caller = sites[under];
   const callerFn = caller !== undefined && caller.getFileName() != null ? functionKey(caller) : '';
-  const constructedAt = kind === 'new' || kind === 'species' ? positionOrEmpty(callerOfConstructor(sites, at)) : kind === 'then' ? executorContext(sites, under) : '';
+  const constructedAt = builtBy >= 0 ? positionOrEmpty(sites[builtBy]) : kind === 'then' ? executorContext(sites, under) : '';
   capturedSite = { key, kind, fn, origin: originOf(sites), inGeneratorNext: kind === 'function' && isGeneratorNext(caller), callerFn, constructedAt };
   return key;
 }

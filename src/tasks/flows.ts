@@ -134,8 +134,11 @@ export class FlowIndex {
   #sameCallCandidates = new Map<StackEntry, TaskRecord[]>();
   #executorCandidates = new Map<StackEntry, TaskRecord[]>();
 
+  /** The linked promise records among those given: heads and inner ones. */
+  readonly promises: TrackedTask[] = [];
+
   constructor(records: readonly TaskRecord[]) {
-    const promises: TrackedTask[] = [];
+    const promises = this.promises;
     this.#resources = [];
     this.#requests = [];
     for (const record of records) {

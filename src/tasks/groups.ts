@@ -78,10 +78,9 @@ interface FoldShares {
   headWeightIn: Map<CaptureClass, number>;
 }
 
-function foldShares(records: readonly TaskRecord[], flows: FlowIndex): FoldShares {
+function foldShares(flows: FlowIndex): FoldShares {
   const shares: FoldShares = { innerRecorded: 0, innerWeightIn: new Map(), headWeightIn: new Map() };
-  for (const record of records) {
-    if (record.type !== PROMISE_TYPE) continue;
+  for (const record of flows.promises) {
     const inner = flows.isInner(record);
     if (inner) shares.innerRecorded++;
     const cls = record.sampledIn?.captureClass;
@@ -100,14 +99,19 @@ function foldedOf(window: CaptureWindow, shares: FoldShares): number {
   return sampled === 0 ? 0 : Math.round((window.unrecorded * inner) / sampled);
 }
 
+/** Pending promises a flow folds in (headed elsewhere): the records' exactly, and past the stack budget those without a record by estimate. */
+export function foldedPromises(tracker: Tracker, flows: FlowIndex): number {
+  const shares = foldShares(flows);
+  let folded = shares.innerRecorded;
+  for (const window of tracker.unrecordedBySample()) folded += foldedOf(window, shares);
+  return folded;
+}
+
 /** Live flows among `pending` promises (the tracker's exact count), as listTasks counts them, without grouping anything (a metrics scrape's). */
 export function countFlows(tracker: Tracker, pending: number): number {
   const records: TaskRecord[] = [];
   tracker.forEachLivePromise((record: TaskRecord) => records.push(record));
-  const shares = foldShares(records, new FlowIndex(records));
-  let folded = shares.innerRecorded;
-  for (const window of tracker.unrecordedBySample()) folded += foldedOf(window, shares);
-  return pending - Math.min(pending, folded);
+  return pending - Math.min(pending, foldedPromises(tracker, new FlowIndex(records)));
 }
 
 /** Live tasks grouped, largest group first; counts add up to the exact totals. */
@@ -120,7 +124,7 @@ export function listTasks(tracker: Tracker, options: GroupOptions = { detail: tr
   const records: TaskRecord[] = [];
   tracker.forEachLive((record: TaskRecord) => records.push(record));
   const flows = new FlowIndex(records);
-  const shares = foldShares(records, flows);
+  const shares = foldShares(flows);
   for (const record of records) {
     if (flows.isInner(record)) continue;
     const flow = flows.view(record);

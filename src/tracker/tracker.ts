@@ -279,6 +279,11 @@ export class Tracker {
     this.#timers?.walk(fn);
   }
 
+  /** Whether promises are linked into flows now: wherever stacks are captured (`full`, `sampled`). */
+  get linksFlows(): boolean {
+    return this.#session?.captureStacks ?? false;
+  }
+
   /** Live promise records only (flows' counts need no others). */
   forEachLivePromise(fn: (record: TaskRecord) => void): void {
     const records = this.#session?.records.get(PROMISE_TYPE);
