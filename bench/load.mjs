@@ -432,7 +432,6 @@ const openMetricsAccept = 'application/openmetrics-text;version=1.0.0,applicatio
  */
 export function endpointsFor(config) {
   const heapServed = config.heapSampling === 'inuse';
-  const allocsServed = config.heapSampling === 'allocs';
   const samplerNote = (served, name) =>
     served ? {} : { expect: [404], note: `404 by design: heapSampling is '${config.heapSampling}' (V8 has one sampler), so ${name} is off` };
   const p = '/debug/pprof';
@@ -456,9 +455,15 @@ export function endpointsFor(config) {
     { name: 'heap debug=1', path: `${p}/heap?debug=1`, ...samplerNote(heapServed, 'heap') },
     { name: 'heap gc=1', path: `${p}/heap?gc=1`, ...samplerNote(heapServed, 'heap') },
     { name: 'heap seconds=1', path: `${p}/heap?seconds=1`, ...samplerNote(heapServed, 'heap') },
-    { name: 'allocs', path: `${p}/allocs`, ...samplerNote(allocsServed, 'allocs') },
-    { name: 'allocs debug=1', path: `${p}/allocs?debug=1`, ...samplerNote(allocsServed, 'allocs') },
-    { name: 'allocs seconds=1', path: `${p}/allocs?seconds=1`, ...samplerNote(allocsServed, 'allocs') },
+    // allocs always answers (every Go scraper reads it as memory).
+    { name: 'allocs', path: `${p}/allocs`, type: 'application/octet-stream' },
+    { name: 'allocs debug=1', path: `${p}/allocs?debug=1`, type: 'text/plain' },
+    { name: 'allocs seconds=1', path: `${p}/allocs?seconds=1`, type: 'application/octet-stream' },
+    { name: 'block', path: `${p}/block`, type: 'application/octet-stream' },
+    { name: 'block debug=1', path: `${p}/block?debug=1`, type: 'text/plain' },
+    { name: 'block seconds=1', path: `${p}/block?seconds=1`, type: 'application/octet-stream' },
+    { name: 'mutex', path: `${p}/mutex`, type: 'application/octet-stream' },
+    { name: 'mutex debug=1', path: `${p}/mutex?debug=1`, type: 'text/plain' },
     { name: 'profile seconds=1', path: `${p}/profile?seconds=1`, type: 'application/octet-stream' },
     { name: 'profile seconds=1 cpuprofile', path: `${p}/profile?seconds=1&format=cpuprofile`, type: 'application/json' },
     { name: 'leaks', path: `${p}/leaks`, type: 'application/octet-stream' },

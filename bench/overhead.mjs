@@ -3,6 +3,7 @@
 //   npm run build && node bench/overhead.mjs [--quick] [--requests N] [--rounds N]
 //       [--rounds-per-process N] [--concurrency N] [--warmup N] [--app hello|realistic]
 //       [--framework express|fastify] [--variants counts,sampled:0.02] [--timeout SECONDS]
+//       [--window-seconds N] [--out NAME]
 //
 // Apps: `hello` answers "hello" after awaiting one promise (setImmediate);
 // `realistic` awaits three async functions (one of them a setTimeout(0)
@@ -33,7 +34,37 @@
 //   The overhead is given two ways: the ratio of the medians, and the median of
 //   the per-round ratios (each variant against `none` of the same round).
 //
-// Results: a markdown table on stdout, and bench/results/overhead-<framework>.json.
+// Continuous profiling (`/scraped`, `/hzN`, `--window-seconds`):
+// - A variant with the flag `/scraped` (e.g. `sampled/scraped`) is scraped as
+//   Grafana Alloy's default `pyroscope.scrape` does: every 15 s, all at once,
+//   GET /debug/pprof/allocs, block, goroutine, mutex and
+//   profile?seconds=14 (so the CPU profiler is on 14 s of every 15), with
+//   `User-Agent: Alloy/v1.11.0 (linux)`, no Accept-Encoding. The PARENT runs
+//   the loop, on its own sockets (agent: false, not the load generator's
+//   agent), from the moment the child is ready (so through warm-up and every
+//   round) until it is stopped. The scrapes' CPU in the server is counted in
+//   the server's CPU: that is what is measured. Answers are tallied per path
+//   (status, bytes, latency) into the results, to show the scrapes worked.
+// - `/hzN` sets the child's taskprof option cpuProfileHz to N (default 100).
+// - With any `/scraped` variant, every measurement (of every variant, alike)
+//   is a time window of a whole number of scrape cycles, `--window-seconds`
+//   (default 15, must be a multiple of 15), instead of a fixed request count:
+//   the load runs until the window ends, and the CPU is divided by the
+//   requests completed in it. A window of k × 15 s holds exactly k cycles'
+//   worth of scrape work whatever its phase (k starts, k profile ends, 14 k s
+//   of profiler on), so no alignment with the loop is needed; a fixed request
+//   count would cover a varying fraction of a cycle. `--window-seconds`
+//   without scraped variants times the windows the same way; without either,
+//   measurements are by --requests as before.
+// - Each scraped variant is also compared with its unscraped twin (the same
+//   variant without `/scraped` and `/hzN`, e.g. `sampled`) when that is in the
+//   run: the median, min and max of the per-round ratios scraped / twin, and the
+//   bootstrap 95% interval of that median (the cost of being continuously profiled).
+//   Scrape traffic to an idle scraped child (while another variant is measured)
+//   runs on the servers' core too; it is not in the measured process's CPU time.
+//
+// Results: a markdown table on stdout, and bench/results/<out>-<framework>-<app>.json
+// (--out, default `overhead`).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -79,6 +110,10 @@ async function child(framework, variant, appName) {
   if (budget !== undefined) trackingOptions.stackBudget = Number(budget);
   if (flags.includes('heapoff')) trackingOptions.heapSampling = 'off';
   if (flags.includes('nodetect')) trackingOptions.leakDetection = false;
+  // `/hz25`: CPU profiles (what a scraper's profile?seconds=14 starts) sample at 25 Hz.
+  const hz = flags.find((f) => /^hz\d+$/.test(f));
+  if (hz) trackingOptions.cpuProfileHz = Number(hz.slice(2));
+  if (flags.includes('scraped') && !tracking) throw new Error(`${variant}: /scraped needs taskprof mounted (counts, sampled or full)`);
   const { respond, expected } = apps[appName];
   const middleware = (name) => (flags.includes('baseline') ? pathToFileURL(join(process.env.TASKPROF_BASELINE, 'dist', 'middleware', `${name}.js`)).href : `taskprof/${name}`);
   let server;
@@ -190,6 +225,8 @@ async function parent() {
       variants: { type: 'string' },
       'rounds-per-process': { type: 'string' },
       timeout: { type: 'string' },
+      'window-seconds': { type: 'string' },
+      out: { type: 'string' },
     },
   });
   const int = (name, env, fallback, min = 1) => {
@@ -212,6 +249,17 @@ async function parent() {
     roundsPerProcess: int('rounds-per-process', 'BENCH_ROUNDS_PER_PROCESS', 3),
   };
   if (values.variants) VARIANTS = ['none', ...values.variants.split(',').filter((v) => v !== 'none')];
+  // Scraped variants: every measurement is a window of whole scrape cycles.
+  const anyScraped = VARIANTS.some(isScraped);
+  const windowSeconds = int('window-seconds', 'BENCH_WINDOW_SECONDS', anyScraped ? alloy.intervalMs / 1000 : 0, 0);
+  if (anyScraped && (windowSeconds === 0 || windowSeconds % (alloy.intervalMs / 1000) !== 0)) throw new Error(`--window-seconds must be a multiple of the scrape interval (${alloy.intervalMs / 1000} s) with /scraped variants, got ${windowSeconds}`);
+  if (windowSeconds > 0) {
+    settings.windowSeconds = windowSeconds;
+    delete settings.requests;
+  }
+  if (anyScraped) settings.scrape = { ...alloy, scrapedVariants: VARIANTS.filter(isScraped) };
+  const out = values.out ?? 'overhead';
+  if (!/^[\w.-]+$/.test(out)) throw new Error(`--out must be a plain file-name prefix, got ${out}`);
   const frameworks = values.framework ?? (process.env.BENCH_FRAMEWORK?.split(',') ?? FRAMEWORKS);
   for (const f of frameworks) if (!FRAMEWORKS.includes(f)) throw new Error(`unknown framework ${f}`);
   // Hard bound on the whole run: whatever hangs, the children are killed and we exit.
@@ -239,7 +287,7 @@ async function parent() {
   console.log(`# taskprof overhead: server CPU per request`);
   console.log();
   console.log(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}; ` +
-    `${settings.rounds} rounds × ${settings.requests} requests per variant, ` +
+    `${settings.rounds} rounds × ${settings.windowSeconds ? `${settings.windowSeconds} s` : `${settings.requests} requests`} per variant, ` +
     `${settings.concurrency} in flight, ${settings.warmup} warm-up requests` +
     (canPin ? `; servers pinned to CPU ${serverCpu}, load generator to CPU ${loadCpu}.` : '; no CPU pinning (taskset absent).'));
   try {
@@ -248,7 +296,7 @@ async function parent() {
       printTable(result);
       const dir = join(here, 'results');
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `overhead-${framework}-${settings.app}.json`), JSON.stringify(result, null, 2) + "\n");
+      writeFileSync(join(dir, `${out}-${framework}-${settings.app}.json`), JSON.stringify(result, null, 2) + "\n");
     }
     console.log();
     console.log(`Total time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -282,9 +330,9 @@ async function runFramework(framework, settings, children) {
         await startAll();
       }
       const row = {};
-      for (const s of servers) row[s.variant] = await measure(s, settings.requests, settings.concurrency);
+      for (const s of servers) row[s.variant] = settings.windowSeconds ? await measureWindow(s, settings.windowSeconds, settings.concurrency) : await measure(s, settings.requests, settings.concurrency);
       rounds.push(row);
-      const summary = VARIANTS.map((v) => `${v} ${row[v].usPerRequest.toFixed(1)}`).join(', ');
+      const summary = VARIANTS.map((v) => `${v} ${row[v].usPerRequest.toFixed(1)}${settings.windowSeconds ? ` (${row[v].requests})` : ''}`).join(', ');
       console.error(`[${framework}] round ${round + 1}/${settings.rounds} µs/req: ${summary}`);
       for (const s of servers) stats[s.variant] = await s.ask('stats');
     }
@@ -302,9 +350,106 @@ const serverCpu = 0;
 // Forks one server and wraps its IPC in request/response calls.
 async function startServer(framework, variant, children, settings) {
   const server = await forkServer({ script: fileURLToPath(import.meta.url), args: ['--child', framework, variant, settings.app], label: `${framework}/${variant}`, children, cpu: serverCpu });
-  return { ...server, framework, variant, app: settings.app };
+  if (!isScraped(variant)) return { ...server, framework, variant, app: settings.app };
+  // Scraped from the moment it is ready until it is stopped.
+  const loop = startScrapeLoop(server.port, scrapeTally(variant));
+  const stop = async () => {
+    loop.stop();
+    await server.stop();
+  };
+  return { ...server, stop, framework, variant, app: settings.app };
 }
 const loadCpu = 1;
+
+// ---------------------------------------------------------------------------
+// The continuous profiler: Grafana Alloy's pyroscope.scrape, default config
+// (grafana/alloy internal/component/pyroscope/scrape: scrape_interval 15 s,
+// scrape_timeout 10 s, delta_profiling_duration interval - 1 s; the CPU request
+// may take timeout + interval - 1 s), as replayed in test/scrapers.test.mjs.
+const alloy = {
+  intervalMs: 15_000,
+  userAgent: 'Alloy/v1.11.0 (linux)',
+  paths: ['/debug/pprof/allocs', '/debug/pprof/block', '/debug/pprof/goroutine', '/debug/pprof/mutex'],
+  cpuPath: '/debug/pprof/profile?seconds=14',
+  timeoutMs: 10_000,
+  cpuTimeoutMs: 24_000,
+};
+
+function isScraped(variant) {
+  return variant.split('/').slice(1).includes('scraped');
+}
+
+// The same variant unscraped, at the default rate: `sampled/scraped/hz25` -> `sampled`.
+function unscrapedTwin(variant) {
+  const [spec, ...flags] = variant.split('/');
+  return [spec, ...flags.filter((f) => f !== 'scraped' && !/^hz\d+$/.test(f))].join('/');
+}
+
+// Scrape answers per variant, over all its processes.
+const scrapeTallies = new Map();
+function scrapeTally(variant) {
+  if (!scrapeTallies.has(variant)) scrapeTallies.set(variant, { cycles: 0, byPath: {}, errors: [] });
+  return scrapeTallies.get(variant);
+}
+
+/** Every intervalMs from now (absolute schedule, no drift), all of Alloy's requests at once, each on its own socket. */
+function startScrapeLoop(port, tally) {
+  const started = performance.now();
+  const inFlight = new Set();
+  let cycles = 0;
+  let stopped = false;
+  let timer;
+  const entry = (path) => (tally.byPath[path] ??= { requests: 0, statuses: {}, contentTypes: {}, bytes: 0, ms: [] });
+  const scrape = (path, timeoutMs) => {
+    const t0 = performance.now();
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, headers: { 'User-Agent': alloy.userAgent }, timeout: timeoutMs }, (res) => {
+      let bytes = 0;
+      res.on('data', (chunk) => (bytes += chunk.length));
+      res.on('end', () => {
+        inFlight.delete(req);
+        const e = entry(path);
+        e.requests++;
+        e.statuses[res.statusCode] = (e.statuses[res.statusCode] ?? 0) + 1;
+        const type = res.headers['content-type'] ?? '';
+        e.contentTypes[type] = (e.contentTypes[type] ?? 0) + 1;
+        e.bytes += bytes;
+        e.ms.push(performance.now() - t0);
+      });
+    });
+    inFlight.add(req);
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
+    req.on('error', (error) => {
+      inFlight.delete(req);
+      if (!stopped && tally.errors.length < 20) tally.errors.push(`${path}: ${error.message}`);
+    });
+  };
+  const tick = () => {
+    if (stopped) return;
+    cycles++;
+    tally.cycles++;
+    for (const path of alloy.paths) scrape(path, alloy.timeoutMs);
+    scrape(alloy.cpuPath, alloy.cpuTimeoutMs);
+    timer = setTimeout(tick, started + cycles * alloy.intervalMs - performance.now());
+  };
+  tick();
+  return {
+    stop() {
+      // Requests still open (the CPU profile, mostly) are dropped: the child is about to exit.
+      stopped = true;
+      clearTimeout(timer);
+      for (const req of inFlight) req.destroy();
+    },
+  };
+}
+
+function scrapeSummary(tally) {
+  if (!tally) return undefined;
+  const byPath = {};
+  for (const [path, e] of Object.entries(tally.byPath)) {
+    byPath[path] = { requests: e.requests, statuses: e.statuses, contentTypes: e.contentTypes, meanBytes: Math.round(e.bytes / Math.max(1, e.requests)), medianMs: e.ms.length ? median(e.ms) : undefined, maxMs: e.ms.length ? Math.max(...e.ms) : undefined };
+  }
+  return { cycles: tally.cycles, byPath, errors: tally.errors };
+}
 
 
 
@@ -319,6 +464,36 @@ async function measure(server, requests, concurrency) {
   const system = after.cpu.system - before.cpu.system;
   return {
     usPerRequest: (user + system) / requests,
+    userUs: user,
+    systemUs: system,
+    requestsPerSecond: requests / (wallNs / 1e9),
+    rssBytes: after.memory.rss,
+    heapUsedBytes: after.memory.heapUsed,
+  };
+}
+
+// One measurement over a time window: the server's CPU time over the requests
+// completed in `seconds` of load (those in flight at the end complete and count).
+async function measureWindow(server, seconds, concurrency) {
+  const before = await server.ask('cpu');
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(seconds * 1e9);
+  let requests = 0;
+  const worker = async () => {
+    while (process.hrtime.bigint() < deadline) {
+      await get(server);
+      requests++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const wallNs = Number(process.hrtime.bigint() - t0);
+  const after = await server.ask('cpu');
+  const user = after.cpu.user - before.cpu.user;
+  const system = after.cpu.system - before.cpu.system;
+  return {
+    usPerRequest: (user + system) / requests,
+    requests,
+    wallSeconds: wallNs / 1e9,
     userUs: user,
     systemUs: system,
     requestsPerSecond: requests / (wallNs / 1e9),
@@ -399,10 +574,26 @@ function summarize(framework, settings, rounds, stats, durationMs) {
       // 95% interval of that median, by resampling the rounds: the difference the run resolves.
       ratioInterval95Pct: bootstrapMedian(ratios).map((x) => (x - 1) * 100),
       medianRequestsPerSecond: median(rounds.map((r) => r[v].requestsPerSecond)),
+      // Windows that ran over by more than a second (a request stalled past the end): no longer whole cycles.
+      ...(settings.windowSeconds ? { overrunWindows: rounds.filter((r) => r[v].wallSeconds > settings.windowSeconds + 1).length } : {}),
       finalRssMB: rounds.at(-1)[v].rssBytes / 2 ** 20,
       afterLoad: stats[v]?.stats,
       rounds: rounds.map((r) => r[v]),
     };
+    // A scraped variant against the same variant unscraped: the cost of being continuously profiled.
+    const twin = unscrapedTwin(v);
+    if (isScraped(v) && twin !== v && VARIANTS.includes(twin)) {
+      const vs = rounds.map((r) => r[v].usPerRequest / r[twin].usPerRequest);
+      variants[v].vsUnscraped = {
+        of: twin,
+        medianRoundRatioPct: (median(vs) - 1) * 100,
+        minRoundRatioPct: (Math.min(...vs) - 1) * 100,
+        maxRoundRatioPct: (Math.max(...vs) - 1) * 100,
+        ratioInterval95Pct: bootstrapMedian(vs).map((x) => (x - 1) * 100),
+        roundRatiosPct: vs.map((x) => (x - 1) * 100),
+      };
+    }
+    if (isScraped(v)) variants[v].scrapes = scrapeSummary(scrapeTallies.get(v));
   }
   return {
     framework,
@@ -431,6 +622,17 @@ function printTable(result) {
     console.log(`| ${v} | ${r.medianUsPerRequest.toFixed(1)} | ${r.minUsPerRequest.toFixed(1)} – ${r.maxUsPerRequest.toFixed(1)} | ` +
       `${none ? '—' : pct(r.overheadPct)} | ${none ? '—' : pct(r.medianRoundRatioOverheadPct)} | ${none ? '—' : r.ratioInterval95Pct.map(pct).join(' to ')} | ` +
       `${Math.round(r.medianRequestsPerSecond)} | ${r.finalRssMB.toFixed(0)} |`);
+  }
+  const scraped = VARIANTS.filter((v) => result.variants[v].vsUnscraped);
+  if (scraped.length === 0) return;
+  console.log();
+  console.log('| scraped variant | against | extra CPU per request (median of round ratios) | min – max of round ratios | 95% interval of that median | scrape cycles | scrape answers (path: statuses) |');
+  console.log('|---|---|---:|---:|---:|---:|---|');
+  for (const v of scraped) {
+    const r = result.variants[v].vsUnscraped;
+    const s = result.variants[v].scrapes;
+    const answers = Object.entries(s?.byPath ?? {}).map(([p, e]) => `${p.replace('/debug/pprof/', '')}: ${Object.entries(e.statuses).map(([code, n]) => `${n}×${code}`).join(' ')}`).join('; ');
+    console.log(`| ${v} | ${r.of} | ${pct(r.medianRoundRatioPct)} | ${pct(r.minRoundRatioPct)} – ${pct(r.maxRoundRatioPct)} | ${r.ratioInterval95Pct.map(pct).join(' to ')} | ${s?.cycles ?? 0} | ${answers}${s?.errors.length ? `; errors: ${s.errors.length}` : ''} |`);
   }
 }
 

@@ -9,6 +9,10 @@ export const defaultDumpLimitBytes = 64 * 1024 * 1024;
 /** Mean bytes between samples of the sampling heap profiler. */
 export const defaultHeapSamplingBytes = 512 * 1024;
 export const defaultMaxProfileSeconds = 300;
+// Go's CPU profiling rate; a continuous scraper keeps it on 14 s of every 15 (BENCHMARKS.md, "Continuously profiled").
+export const defaultCpuProfileHz = 100;
+// The browser's long-task threshold.
+export const defaultBlockThresholdMs = 50;
 export const defaultMetricsPrefix = 'taskprof_';
 /** Distinct (method, route) pairs counted by route; past it, route="other". */
 export const defaultMaxRoutes = 100;

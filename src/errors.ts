@@ -29,19 +29,25 @@ export const MSG_NOT_AUTHORIZED = 'Forbidden: the "authorize" callback refused t
 export const MSG_DEBUG_BUSY =
   'Too many requests: too many listings and profiles are queued (taskprof computes one at a time and keeps its own work to about half of the time); try again in a second\n';
 export const MSG_DELTA_BUSY = 'Too many requests: too many delta profiles are waiting; try again later\n';
-export const MSG_CPU_BUSY = 'Too many requests: a CPU profile is already being taken; one runs at a time\n';
+export const MSG_CPU_BUSY = 'Too many requests: 8 CPU profiles are being taken at once (they share one sampler), the most taskprof serves\n';
+export const MSG_CPU_ENGINE_BUSY = 'Too many requests: a CPU profile is being taken with another profiler engine (another mount\'s engine option); V8 has one sampler\n';
 export const MSG_SNAPSHOT_BUSY = 'Too many requests: a heap snapshot is already being taken; one runs at a time\n';
 
 // Switched off by an option
 export const MSG_LEAKS_OFF = 'leaks is not available: the leakDetection option is false (no growth detector runs)\n';
 export const MSG_SNAPSHOT_OFF =
   'Forbidden: heap snapshots contain every secret in memory and are off; set the "heapSnapshot: true" option to allow them\n';
-export const MSG_ALLOCS_OFF =
-  'allocs is not available: V8 runs one sampling heap profiler per process, and it samples live objects for heap; ' +
-  'set the heapSampling: "allocs" option to sample every allocation (freed ones too) instead\n';
+// Comments of an allocs profile that is not an allocation sampling (no newline: pprof comments).
+export const MSG_ALLOCS_INUSE =
+  'in use, not allocated: V8 runs one sampling heap profiler per process, and by default it samples live objects (the heap profile), ' +
+  'so allocs carries the in-use figures (inuse_objects, inuse_space, which Go\'s allocs profile also has); ' +
+  'set the heapSampling: "allocs" option to sample every allocation, freed ones too (its cost: BENCHMARKS.md)';
+export const MSG_HEAP_SINCE_LAST_READ =
+  'engine v8-profiler-next: its sampler is read by restarting it, so this covers objects allocated since the previous heap or allocs request (any client\'s) and still live';
+export const MSG_ALLOCS_EMPTY = 'empty: the heapSampling option is "off", so no sampling heap profiler runs';
 export const MSG_HEAP_OFF =
   'heap is not available: the heapSampling option is "allocs", so the sampler keeps freed objects and cannot tell what is live; use allocs\n';
-export const MSG_SAMPLING_OFF = 'heap and allocs are not available: the heapSampling option is "off" (no sampling heap profiler runs)\n';
+export const MSG_SAMPLING_OFF = 'heap is not available: the heapSampling option is "off" (no sampling heap profiler runs)\n';
 
 // Ended early
 export const MSG_DELTA_UNMOUNTED = 'Service unavailable: taskprof was unmounted (its middleware or server closed) during the wait; the delta profile is cancelled\n';

@@ -10,6 +10,8 @@ import {
   defaultHeapSamplingBytes,
   defaultLeakDetection,
   defaultMaxProfileSeconds,
+  defaultCpuProfileHz,
+  defaultBlockThresholdMs,
   defaultMaxRoutes,
   defaultMetricsPrefix,
   defaultPrefix,
@@ -46,7 +48,7 @@ export interface DebugRequestInfo {
 const knownOptions: ReadonlySet<string> = new Set([
   'prefix', 'tracking', 'stackBudget', 'maxTasks', 'token', 'authorize', 'maxDumpBytes', 'maxProfileSeconds', 'engine',
   'heapSnapshot', 'heapSamplingInterval', 'heapSampling', 'availableMemory', 'register', 'metricsPrefix', 'maxRoutes',
-  'leakDetection', 'dumpOnSignal', 'dumpPath',
+  'leakDetection', 'dumpOnSignal', 'dumpPath', 'cpuProfileHz', 'blockThresholdMs',
 ]);
 
 /** Why a token can never match what a client sends, if it cannot. */
@@ -84,6 +86,16 @@ export interface TaskprofOptions {
   maxDumpBytes?: number;
   /** Longest CPU profile a client may ask for, in seconds. Default 300. */
   maxProfileSeconds?: number;
+  /**
+   * Samples per second of CPU profiles (`profile`, and `block?seconds=N`). Default 100, Go's rate;
+   * at most 1000. Profiles taken at once share one sampler, at the rate of the first.
+   */
+  cpuProfileHz?: number;
+  /**
+   * The `block` profile lists stretches where the event loop was held by synchronous
+   * work for at least this many milliseconds. Default 50 (the browser's long task).
+   */
+  blockThresholdMs?: number;
   /** CPU and heap profiler: `inspector` (Node's built-in, default) or `v8-profiler-next` (optional native addon the app installs). */
   engine?: ProfilerEngineName;
   /** Serve full heap snapshots (they contain every secret in memory). Default false. */
@@ -135,6 +147,8 @@ export interface ResolvedOptions {
   authorize: ((request: DebugRequestInfo) => boolean | Promise<boolean>) | undefined;
   maxDumpBytes: number;
   maxProfileSeconds: number;
+  cpuProfileHz: number;
+  blockThresholdMs: number;
   engine: ProfilerEngineName;
   heapSnapshot: boolean;
   heapSamplingInterval: number;
@@ -155,6 +169,12 @@ function positiveInteger(name: string, value: unknown, fallback: number, min: nu
     throw new TypeError(`taskprof: option "${name}" must be an integer >= ${min}, got ${String(value)}`);
   }
   return value;
+}
+
+function boundedInteger(name: string, value: unknown, fallback: number, min: number, max: number): number {
+  const n = positiveInteger(name, value, fallback, min);
+  if (n > max) throw new TypeError(`taskprof: option "${name}" must be an integer from ${min} to ${max}, got ${n}`);
+  return n;
 }
 
 function shareOption(name: string, value: unknown, fallback: number): number {
@@ -285,6 +305,8 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     authorize,
     maxDumpBytes: positiveInteger('maxDumpBytes', options.maxDumpBytes, defaultDumpLimitBytes, 1024),
     maxProfileSeconds: positiveInteger('maxProfileSeconds', options.maxProfileSeconds, defaultMaxProfileSeconds, 1),
+    cpuProfileHz: boundedInteger('cpuProfileHz', options.cpuProfileHz, defaultCpuProfileHz, 1, 1000),
+    blockThresholdMs: positiveInteger('blockThresholdMs', options.blockThresholdMs, defaultBlockThresholdMs, 1),
     engine: engine ?? 'inspector',
     heapSnapshot: booleanOption('heapSnapshot', options.heapSnapshot, false),
     heapSamplingInterval: positiveInteger('heapSamplingInterval', options.heapSamplingInterval, defaultHeapSamplingBytes, 1024),

@@ -99,7 +99,7 @@ for (const mode of modes) for (const adapter of adapters) {
         for (const name of ['tasks', 'goroutine']) {
           const res = await debug().get(`/debug/pprof/${name}`).buffer(true).parse(binaryParser).expect(200);
           assert.equal(res.headers['content-type'], 'application/octet-stream');
-          assert.equal(res.headers['content-disposition'], 'attachment; filename="tasks"');
+          assert.equal(res.headers['content-disposition'], `attachment; filename="${name}"`);
           const profile = Profile.decode(gunzipSync(res.body));
           assert.equal(profile.stringTable.strings[Number(profile.sampleType[0].type)], 'tasks');
           assert.ok(profile.sample.length > 0);

@@ -75,10 +75,10 @@ test('tasks?seconds=1&debug=1 lists the groups that changed, with their change',
   assert.equal(parseGroups(text).filter((g) => g.head.includes('12345')).length, 0, 'signed heads are not plain counts');
 });
 
-test('tasks?seconds=1 (debug=0) is a pprof delta named tasks-delta; JSON too', async () => {
+test('goroutine?seconds=1 (debug=0) is a pprof delta named goroutine-delta, as Go names it; JSON too', async () => {
   const res = await deltaWith('/debug/pprof/goroutine?seconds=1', () => fetch(app.base + '/grow/3').then((r) => r.text()));
   assert.equal(res.status, 200);
-  assert.equal(res.headers.get('content-disposition'), 'attachment; filename="tasks-delta"');
+  assert.equal(res.headers.get('content-disposition'), 'attachment; filename="goroutine-delta"');
   const profile = Profile.decode(gunzipSync(Buffer.from(await res.arrayBuffer())));
   const strings = profile.stringTable.strings;
   assert.equal(Number(profile.durationNanos), 1e9);
@@ -136,10 +136,10 @@ test('a client that leaves ends the wait, and waits are bounded', async () => {
   const busy = await fetch(app.base + '/debug/pprof/tasks?seconds=5');
   assert.equal(busy.status, 429);
   assert.equal(busy.headers.get('retry-after'), '5');
-  // A profile that is switched off says so, not "busy, retry" (this app samples inuse, not allocs).
-  const off = await fetch(app.base + '/debug/pprof/allocs?seconds=5');
-  assert.equal(off.status, 404);
-  assert.match(await off.text(), /heapSampling/);
+  // A profile that is switched off says so, not "busy, retry" (heap snapshots are opt-in).
+  const off = await fetch(app.base + '/debug/pprof/heapsnapshot?seconds=5');
+  assert.equal(off.status, 403);
+  assert.match(await off.text(), /"heapSnapshot: true"/);
   for (const req of requests) req.destroy();
   assert.ok(await eventually(() => workGateState().deltas === 0, 10_000), 'their slots are free');
   // Their waits ended with them: a new delta is accepted and answers after its own second.

@@ -18,7 +18,7 @@ const cache = makeCache();
 const handler = createDebugHandler(resolveOptions({ maxProfileSeconds: 2, leakDetection: { intervalMs: 1000, windowMs: 60_000 } }));
 
 const names = [
-  '', 'tasks', 'goroutine', 'leaks', 'goroutineleak', 'heap', 'allocs', 'profile', 'heapsnapshot', 'cmdline', 'nosuch', 'tasks/extra',
+  '', 'tasks', 'goroutine', 'leaks', 'goroutineleak', 'heap', 'allocs', 'block', 'mutex', 'profile', 'heapsnapshot', 'cmdline', 'nosuch', 'tasks/extra',
   // Dot segments and encodings: each must be refused (400), never served as another endpoint.
   '..', '%2e%2e', '.', './tasks', 'tasks/../cmdline', 'tasks/%2e%2e/heapsnapshot', 'tasks/.%2e/cmdline', '../../vars', 'cmd%6Cine', '%74asks', 'tasks%2f..%2fcmdline', 'tasks\\..\\cmdline', '/tasks', 'tasks/',
 ];
@@ -55,7 +55,7 @@ test('every path and query: no 5xx, and every 4xx says what is wrong', async () 
         if (response.status >= 400) {
           assert.match(
             body,
-            /^(Bad path: |invalid value for "[^"]+" - must be |parameter "[^"]*" may be given only once|"seconds" parameter is not supported|seconds and debug params are incompatible|Unknown profile|Method not allowed|Forbidden|heapsnapshot is off|allocs is not available|heap is not available|leaks is not available|Too many requests)/,
+            /^(Bad path: |invalid value for "[^"]+" - must be |parameter "[^"]*" may be given only once|"seconds" parameter is not supported|seconds and debug params are incompatible|Unknown profile|Method not allowed|Forbidden|heapsnapshot is off|heap is not available|leaks is not available|Too many requests)/,
             `${method} ${target} -> ${response.status} ${body}`,
           );
           assert.equal(response.headers['X-Go-Pprof'], '1');

@@ -104,9 +104,10 @@ test('index page: every profile with its count, link and description; redirect w
   const html = await bodyText(response.body);
   for (const profile of handler.registry.profiles) {
     assert.ok(profile.description.length > 10, `${profile.name} has a description`);
-    // Profiles with a count are in the table; the others (CPU, snapshot) are only described.
-    assert.equal(html.includes(`<a href="${profile.name}?debug=1">${profile.name}</a>`), profile.count !== undefined, profile.name);
-    assert.ok(html.includes(`${profile.name}: </div> ${escapeHtml(profile.description)}`), profile.name);
+    // Profiles with a count are in the table; every profile is linked in the descriptions.
+    assert.equal(html.includes(`</td><td><a href="${profile.name}?debug=1">${profile.name}</a></td></tr>`), profile.count !== undefined, profile.name);
+    const link = profile.link ?? (profile.debugLevels.includes(1) ? `${profile.name}?debug=1` : profile.name);
+    assert.ok(html.includes(`<a href="${escapeHtml(link)}">${profile.name}</a>: </div> ${escapeHtml(profile.description)}`), profile.name);
   }
   assert.match(html, /<tr><td>\d+<\/td><td><a href="tasks\?debug=1">tasks<\/a><\/td><\/tr>/);
   assert.ok(html.includes('<a href="tasks?debug=2">full task stack dump</a>'));
@@ -134,7 +135,7 @@ test('debug=0 is a gzipped profile.proto with tasks/count samples, type and labe
   const response = await handlerFor().handle(request('/debug/pprof/goroutine'));
   assert.equal(response.status, 200);
   assert.equal(response.headers['Content-Type'], 'application/octet-stream');
-  assert.equal(response.headers['Content-Disposition'], 'attachment; filename="tasks"');
+  assert.equal(response.headers['Content-Disposition'], 'attachment; filename="goroutine"');
   const profile = Profile.decode(gunzipSync(response.body));
   const str = (i) => profile.stringTable.strings[Number(i)];
   assert.deepEqual(profile.sampleType.map((t) => [str(t.type), str(t.unit)]), [['tasks', 'count']]);

@@ -9,6 +9,7 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import { Readable } from 'node:stream';
+import { Profile } from 'pprof-format';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -66,6 +67,23 @@ export async function eventually(check, ms = 2000) {
     if (value || Date.now() > deadline) return value;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A gzipped profile.proto body: the profile, its sample types, comments and each sample's stack (leaf first). */
+export function decodePprof(body) {
+  const profile = Profile.decode(zlib.gunzipSync(body));
+  const str = (i) => profile.stringTable.strings[Number(i)];
+  const fn = (id) => profile.function.find((f) => Number(f.id) === Number(id));
+  const loc = (id) => profile.location.find((l) => Number(l.id) === Number(id));
+  const stack = (sample) => sample.locationId.map((id) => fn(loc(id).line[0].functionId)).map((f) => ({ name: str(f.name), file: str(f.filename) }));
+  return {
+    profile,
+    str,
+    stack,
+    types: profile.sampleType.map((t) => `${str(t.type)}/${str(t.unit)}`),
+    periodType: `${str(profile.periodType?.type)}/${str(profile.periodType?.unit)}`,
+    comments: profile.comment.map(str),
+  };
 }
 
 /** supertest parser that keeps a binary body as a Buffer. */

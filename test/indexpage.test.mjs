@@ -85,3 +85,27 @@ test('the index page shows live tasks by type as an SVG chart and the suspects, 
     rmSync(profileDir, { recursive: true, force: true });
   }
 });
+
+test('the index page links every profile, as Chromium parses it, and every link answers', { skip: chromium === undefined ? 'chromium is not installed (apt-get install chromium)' : false, timeout: 60_000 }, async () => {
+  const app = await startGrowthApp({ leaky: false, options: {} });
+  const profileDir = mkdtempSync(path.join(tmpdir(), 'taskprof-chromium-'));
+  try {
+    const pprofRoot = `${app.base}/debug/pprof/`;
+    writeFileSync(path.join(profileDir, 'index.html'), await (await fetch(pprofRoot)).text());
+    const { stdout: dom } = await run(chromium, [...chromiumArgs(profileDir), '--dump-dom', pathToFileURL(path.join(profileDir, 'index.html')).href], { maxBuffer: 16 * 1024 * 1024 });
+    const links = new Map([...dom.matchAll(/<li><div class="profile-name"><a href="([^"]+)">([^<]+)<\/a>: <\/div>([^<]*)<\/li>/g)].map((m) => [m[2], { href: m[1].replaceAll('&amp;', '&'), description: m[3] }]));
+    const expected = { heap: 'heap?debug=1', profile: 'profile?seconds=30', allocs: 'allocs?debug=1', block: 'block?debug=1', mutex: 'mutex?debug=1', heapsnapshot: 'heapsnapshot', tasks: 'tasks?debug=1', leaks: 'leaks?debug=1' };
+    for (const [name, href] of Object.entries(expected)) assert.equal(links.get(name)?.href, href, `${name} is linked`);
+    assert.match(links.get('heapsnapshot').description, /Opt-in, and off here: set the heapSnapshot option/);
+    // Each link, resolved as the browser does against the page's URL, answers (the snapshot says it is off; the CPU profile is not waited for).
+    for (const [name, { href }] of links) {
+      if (name === 'profile') continue;
+      const res = await fetch(new URL(href, pprofRoot));
+      await res.arrayBuffer();
+      assert.equal(res.status, name === 'heapsnapshot' ? 403 : 200, `${name}: ${href}`);
+    }
+  } finally {
+    await app.close();
+    rmSync(profileDir, { recursive: true, force: true });
+  }
+});

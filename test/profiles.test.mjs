@@ -4,13 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import express from 'express';
 import supertest from 'supertest';
-import { Profile } from 'pprof-format';
 import taskprof from 'taskprof/express';
 import { busyFor, churn, retainMany, retained } from './fixtures/workload.mjs';
-import { binaryParser, eventually, fixturesDir } from './helpers.mjs';
+import { binaryParser, decodePprof, eventually, fixturesDir } from './helpers.mjs';
 import { cpuProfileRunning } from '../dist/src/profiles/cpu.js';
 import { snapshotRunning } from '../dist/src/profiles/heapsnapshot.js';
 import { heapSampler } from '../dist/src/profiles/heap.js';
@@ -18,14 +16,7 @@ import { heapSampler } from '../dist/src/profiles/heap.js';
 const workload = path.join(fixturesDir, 'workload.mjs');
 
 
-function decode(body) {
-  const profile = Profile.decode(gunzipSync(body));
-  const str = (i) => profile.stringTable.strings[Number(i)];
-  const fn = (id) => profile.function.find((f) => Number(f.id) === Number(id));
-  const loc = (id) => profile.location.find((l) => Number(l.id) === Number(id));
-  const stack = (sample) => sample.locationId.map((id) => fn(loc(id).line[0].functionId)).map((f) => ({ name: str(f.name), file: str(f.filename) }));
-  return { profile, str, stack, types: profile.sampleType.map((t) => `${str(t.type)}/${str(t.unit)}`) };
-}
+const decode = decodePprof;
 
 async function start(options = {}) {
   const app = express();
@@ -87,18 +78,34 @@ test('profile: bad seconds are 400 naming the range; maxProfileSeconds sets it',
   }
 });
 
-test('profile: one at a time (429 with Retry-After); a client that leaves frees the profiler', async () => {
+test('profile: profiles asked for at once share the sampler, each its own window; a client that leaves frees the profiler', async () => {
   const first = http.get(`${app.url}/debug/pprof/profile?seconds=20`);
   first.on('error', () => {});
   assert.ok(await eventually(() => cpuProfileRunning(), 10_000), 'the first profile runs');
+  const started = performance.now();
+  const second = await app.agent.get('/debug/pprof/profile?seconds=1').buffer(true).parse(binaryParser).expect(200);
+  assert.ok(performance.now() - started < 10_000, 'the second ended after its own second, not the first one\'s 20');
+  const { profile } = decode(second.body);
+  const seconds = Number(profile.durationNanos) / 1e9;
+  assert.ok(seconds >= 0.9 && seconds < 5, `the second profile spans its own window (${seconds} s)`);
+  assert.ok(cpuProfileRunning(), 'the first still runs');
+  // Eight at once is the most: a ninth is refused with Retry-After.
+  const more = [];
+  for (let i = 0; i < 7; i++) {
+    const req = http.get(`${app.url}/debug/pprof/profile?seconds=20`);
+    req.on('error', () => {});
+    more.push(req);
+  }
+  assert.ok(await eventually(async () => (await app.agent.get('/debug/pprof/profile?seconds=1')).status === 429, 10_000), 'a ninth is refused');
   const busy = await app.agent.get('/debug/pprof/profile?seconds=1').expect(429);
-  assert.equal(busy.text, 'Too many requests: a CPU profile is already being taken; one runs at a time\n');
+  assert.equal(busy.text, 'Too many requests: 8 CPU profiles are being taken at once (they share one sampler), the most taskprof serves\n');
   assert.ok(Number(busy.headers['retry-after']) >= 1);
+  for (const req of more) req.destroy();
   first.destroy();
   assert.ok(await eventually(() => !cpuProfileRunning(), 10_000), 'the profiler is free');
-  const started = Date.now();
+  const next = Date.now();
   await app.agent.get('/debug/pprof/profile?seconds=1').expect(200);
-  assert.ok(Date.now() - started < 5000, 'the next profile ran at once');
+  assert.ok(Date.now() - next < 5000, 'the next profile ran at once');
 });
 
 test('heap: an object retained by a growing array shows at its allocating function', async () => {
@@ -118,9 +125,19 @@ test('heap: an object retained by a growing array shows at its allocating functi
   retained.length = 0;
 });
 
-test('allocs: 404 saying why', async () => {
-  const res = await app.agent.get('/debug/pprof/allocs').expect(404);
-  assert.match(res.text, /^allocs is not available: V8 runs one sampling heap profiler per process/);
+test('allocs: by default the in-use sampling, named so and saying why (Go scrapers read allocs as memory)', async () => {
+  retainMany(200_000);
+  const res = await app.agent.get('/debug/pprof/allocs?gc=1').buffer(true).parse(binaryParser).expect(200);
+  assert.equal(res.headers['content-type'], 'application/octet-stream');
+  assert.equal(res.headers['content-disposition'], 'attachment; filename="allocs"');
+  const { profile, stack, types, comments } = decode(res.body);
+  assert.deepEqual(types, ['inuse_objects/count', 'inuse_space/bytes'], 'in-use figures, not alloc_* ones it does not have');
+  assert.ok(profile.sample.some((s) => stack(s)[0]?.name === 'retainMany'), 'the retaining function shows');
+  assert.match(comments.join('\n'), /^in use, not allocated: V8 runs one sampling heap profiler per process/);
+  const text = await app.agent.get('/debug/pprof/allocs?debug=1').expect(200);
+  assert.match(text.text, /^heap profile: \d+ objects, \d+ bytes in use/);
+  assert.match(text.text, /# in use, not allocated/);
+  retained.length = 0;
 });
 
 test('heapsnapshot: streamed, loadable JSON whose counts match its arrays', async () => {

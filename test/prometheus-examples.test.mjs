@@ -62,9 +62,10 @@ async function promtool(...args) {
   }
 }
 
-test('promtool check config accepts prometheus.yml and the rule file it loads', { skip: skipPromtool }, async () => {
+test('promtool check config accepts prometheus.yml and the rule files it loads', { skip: skipPromtool }, async () => {
   const output = await promtool('check', 'config', file('prometheus.yml'));
-  assert.match(output, /SUCCESS: 1 rule files found/);
+  assert.match(output, /SUCCESS: 2 rule files found/);
+  assert.match(output, /recording\.yml\n\s+SUCCESS: 3 rules found/);
   assert.match(output, /is valid prometheus config file syntax/);
 });
 
@@ -103,26 +104,32 @@ test('the Grafana dashboard is valid JSON and queries only taskprof metrics', ()
   assert.ok(panels.length >= 7, `${panels.length} panels`);
   assert.equal(new Set(panels.map((panel) => panel.id)).size, panels.length, 'panel ids are unique');
   const used = new Set();
+  // Fleet panels read the series recording.yml records (across instances, so not filtered by $instance).
+  const recorded = new Set([...readFileSync(file('recording.yml'), 'utf8').matchAll(/- record: (\S+)/g)].map((m) => m[1]));
   for (const panel of panels) {
     assert.equal(panel.datasource?.uid, '${datasource}', `panel "${panel.title}" uses the datasource variable`);
     assert.ok(panel.targets?.length > 0, `panel "${panel.title}" has queries`);
+    const fleet = panel.title.startsWith('Fleet:');
     for (const target of panel.targets) {
       const names = metricNames(target.expr);
       assert.ok(names.length > 0, `panel "${panel.title}": no metric in ${target.expr}`);
       for (const name of names) {
-        assert.ok(taskprofMetrics.has(name), `panel "${panel.title}": unknown metric ${name} in ${target.expr}`);
+        assert.ok(fleet ? recorded.has(name) : taskprofMetrics.has(name), `panel "${panel.title}": unknown metric ${name} in ${target.expr}`);
         used.add(name);
       }
-      assert.ok(target.expr.includes('instance=~"$instance"'), `panel "${panel.title}" filters by $instance: ${target.expr}`);
+      if (!fleet) assert.ok(target.expr.includes('instance=~"$instance"'), `panel "${panel.title}" filters by $instance: ${target.expr}`);
     }
   }
+  assert.ok(panels.some((panel) => panel.targets.some((t) => /by \(instance\)/.test(t.expr))), 'a per-instance panel');
+  assert.ok(panels.some((panel) => panel.title.startsWith('Fleet:')), 'a fleet panel');
   assert.deepEqual([...taskprofMetrics].filter((name) => !used.has(name)), [], 'every metric has a panel');
+  assert.deepEqual([...recorded].filter((name) => !used.has(name) && name !== 'instance:taskprof_tasks:sum' && name !== 'method_route:taskprof_tasks_by_route:sum'), [], 'the growth rule has a panel');
   const types = new Set(panels.map((panel) => panel.type));
   assert.ok(types.has('stat') && types.has('timeseries'));
 });
 
 test('the alert rules and their tests name only taskprof metrics', () => {
-  for (const name of ['alerts.yml', 'alerts.test.yml']) {
+  for (const name of ['alerts.yml', 'alerts.test.yml', 'recording.yml']) {
     const text = readFileSync(file(name), 'utf8');
     const names = new Set(text.match(/\btaskprof_[a-z_]+/g));
     assert.ok(names.size > 0, name);

@@ -4,6 +4,9 @@ import { gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import type { StackFrame } from '../stacks/stack.js';
 
+/** What a pprof body is served as (Go's net/http/pprof, and what Alloy checks for). */
+export const PPROF = 'application/octet-stream';
+
 export interface PprofSample {
   /** One value per sample type. */
   values: number[];

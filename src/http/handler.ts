@@ -105,14 +105,14 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
   let loggedInternalError = false;
 
   /** What a canonical path serves: an endpoint name, or undefined (404). */
-  function endpointOf(path: string): { endpoint: string | undefined; profile?: ProfileDefinition } {
+  function endpointOf(path: string): { endpoint: string | undefined; profile?: ProfileDefinition; asked?: string } {
     if (path === varsPath) return { endpoint: 'vars' };
     if (path === metricsPath) return { endpoint: 'metrics' };
     if (path === pprofRoot || path === pprofRoot + '/') return { endpoint: 'index' };
     const name = path.startsWith(pprofRoot + '/') ? path.slice(pprofRoot.length + 1) : undefined;
     if (name === 'cmdline') return { endpoint: 'cmdline' };
     const profile = name === undefined ? undefined : registry.lookup(name);
-    return profile === undefined ? { endpoint: undefined } : { endpoint: profile.name, profile };
+    return profile === undefined ? { endpoint: undefined } : { endpoint: profile.name, profile, asked: name };
   }
 
   async function serve(request: DebugRequest): Promise<DebugResponse> {
@@ -121,7 +121,7 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
     const path = pathOf(request.url);
     const problem = nonCanonicalPath(path);
     if (problem !== undefined) return serveError(400, msgBadPath(problem, `${pprofRoot}/tasks`));
-    const { endpoint, profile } = endpointOf(path);
+    const { endpoint, profile, asked } = endpointOf(path);
     const access = await checkAccess({ ...request, endpoint, path }, options);
     if (!access.allowed) return serveError(access.status, access.body, access.headers);
     if (request.method !== 'GET' && request.method !== 'HEAD') return serveError(405, MSG_METHOD, { Allow: 'GET, HEAD' });
@@ -143,10 +143,10 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
         return ok('text/plain; charset=utf-8', process.argv.join('\x00'));
     }
     if (profile === undefined) return serveError(404, MSG_UNKNOWN_PROFILE);
-    return serveProfile(profile, request, params);
+    return serveProfile(profile, asked ?? profile.name, request, params);
   }
 
-  async function serveProfile(profile: ProfileDefinition, request: DebugRequest, params: URLSearchParams): Promise<DebugResponse> {
+  async function serveProfile(profile: ProfileDefinition, asked: string, request: DebugRequest, params: URLSearchParams): Promise<DebugResponse> {
     // A switched-off profile says so first: no retry (429) can help it.
     const off = profile.unavailable?.();
     if (off !== undefined) return serveError(off.status, off.body, off.headers);
@@ -209,7 +209,9 @@ export function createDebugHandler(options: ResolvedOptions, engine: ProfilerEng
         output.body.once('close', endOnce);
         endHeavyWork = undefined;
       }
-      return ok(output.contentType, output.body, output.filename, output.headers);
+      // Named as asked, as Go names it: goroutine, goroutine-delta.
+      const filename = asked !== profile.name && output.filename?.startsWith(profile.name) ? asked + output.filename.slice(profile.name.length) : output.filename;
+      return ok(output.contentType, output.body, filename, output.headers);
     } catch (error) {
       if (error instanceof ProfileError) return serveError(error.status, error.body, error.headers);
       throw error;

@@ -85,11 +85,11 @@ export function indexPage(registry: ProfileRegistry, prefix: string, detector: G
     .map((p) => `<tr><td>${p.count!()}</td><td><a href="${escapeHtml(p.name)}?debug=1">${escapeHtml(p.name)}</a></td></tr>`)
     .join('\n');
   const descriptions = [
-    ...registry.profiles.map((p) => ({ name: p.name, href: undefined, description: p.description })),
+    ...registry.profiles.map((p) => ({ name: p.name, href: p.link ?? (p.debugLevels.includes(1) ? `${p.name}?debug=1` : p.name), description: p.description })),
     ...otherEndpoints,
   ]
     .map((p) => {
-      const name = p.href === undefined ? escapeHtml(p.name) : `<a href="${escapeHtml(p.href)}">${escapeHtml(p.name)}</a>`;
+      const name = `<a href="${escapeHtml(p.href)}">${escapeHtml(p.name)}</a>`;
       return `<li><div class="profile-name">${name}: </div> ${escapeHtml(p.description)}</li>`;
     })
     .join('\n');

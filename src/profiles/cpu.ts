@@ -4,24 +4,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProfilerEngine } from '../v8/engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
 import { fromCallFrame, type StackFrame } from '../stacks/stack.js';
-import { MSG_CPU_BUSY, ProfileError, msgCouldNot } from '../errors.js';
+import { ProfileError, msgCouldNot } from '../errors.js';
 import { UnmountedError, parseSeconds, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
+import { cpuSampler, type CpuProfile } from './cpu-sampler.js';
 
-/** V8's .cpuprofile, as Profiler.stop returns it. */
-export interface CpuProfile {
-  nodes: Array<{
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-    children?: number[];
-  }>;
-  startTime: number;
-  endTime: number;
-  samples?: number[];
-  timeDeltas?: number[];
-}
+export type { CpuProfile } from './cpu-sampler.js';
 
-// Go samples at 100 Hz; so do we, to keep a production profile cheap.
-export const cpuSamplingIntervalUs = 10_000;
 const defaultSeconds = 30;
 
 
@@ -67,44 +55,39 @@ export function cpuProfileToPprof(profile: CpuProfile, intervalUs: number, start
   });
 }
 
-// One CPU profile at a time in the process, whatever mount or engine asks:
-// V8 has one sampler, and the mounts share one inspector session.
-let busyUntil = 0;
-
 /** Whether a CPU profile is being taken now (any mount). */
 export function cpuProfileRunning(): boolean {
-  return busyUntil !== 0;
+  return cpuSampler.running;
 }
 
-export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): ProfileDefinition {
+export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number, hz: number): ProfileDefinition {
+  const intervalUs = Math.round(1e6 / hz);
   return {
     name: 'profile',
     aliases: [],
+    link: 'profile?seconds=30',
     seconds: 'duration',
-    description: `CPU profile. You can specify the duration in the seconds GET parameter (default 30, at most ${maxSeconds}); format=cpuprofile gives Chrome DevTools' .cpuprofile`,
+    description: `CPU profile at ${hz} Hz. You can specify the duration in the seconds GET parameter (default 30, at most ${maxSeconds}); format=cpuprofile gives Chrome DevTools' .cpuprofile. Profiles asked for at once share one sampler`,
     debugLevels: [0],
     formats: ['cpuprofile'],
     async write(query: ProfileQuery): Promise<ProfileOutput> {
       const seconds = parseSeconds(query.params, maxSeconds, defaultSeconds);
-      if (busyUntil !== 0) {
-        const retry = Math.max(1, Math.ceil((busyUntil - Date.now()) / 1000));
-        throw new ProfileError(429, MSG_CPU_BUSY, { 'Retry-After': String(retry) });
-      }
-      busyUntil = Date.now() + seconds * 1000;
       const startedAt = Date.now();
       let profile: CpuProfile;
+      let ranAtUs = intervalUs;
       try {
-        await engine.startCpu(cpuSamplingIntervalUs);
+        const window = await cpuSampler.join(engine, intervalUs, seconds);
+        // Another window may have set the rate: the profile says the one it ran at.
+        ranAtUs = window.intervalUs;
         try {
-          // A client that goes away ends the profile early and frees the profiler.
+          // A client that goes away ends its window early.
           await sleep(seconds * 1000, undefined, { signal: query.signal }).catch(() => undefined);
         } finally {
-          profile = await engine.stopCpu();
+          profile = await cpuSampler.leave(window);
         }
       } catch (error) {
+        if (error instanceof ProfileError) throw error;
         throw new ProfileError(500, msgCouldNot('take a CPU profile', error));
-      } finally {
-        busyUntil = 0;
       }
       // Cut short by an unmount (the app closing): the client is still there,
       // and must not take the profile for one of the length it asked for.
@@ -119,7 +102,7 @@ export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number): Pr
       if (query.format === 'cpuprofile') {
         return { contentType: 'application/json', body: JSON.stringify(profile), filename: `cpu-${process.pid}-${Date.now()}.cpuprofile`, headers };
       }
-      return { contentType: 'application/octet-stream', body: cpuProfileToPprof(profile, cpuSamplingIntervalUs, startedAt, comments), filename: 'profile', headers };
+      return { contentType: 'application/octet-stream', body: cpuProfileToPprof(profile, ranAtUs, startedAt, comments), filename: 'profile', headers };
     },
   };
 }

@@ -5,7 +5,7 @@ import type { ProfilerEngine } from '../v8/engine.js';
 import { encodePprof, type PprofSample } from '../format/pprof.js';
 import { formatPosition } from '../format/text.js';
 import { fromCallFrame, type StackFrame } from '../stacks/stack.js';
-import { MSG_ALLOCS_OFF, MSG_HEAP_OFF, MSG_SAMPLING_OFF, ProfileError, msgCouldNot, msgInvalidValue } from '../errors.js';
+import { MSG_ALLOCS_EMPTY, MSG_ALLOCS_INUSE, MSG_HEAP_OFF, MSG_HEAP_SINCE_LAST_READ, MSG_SAMPLING_OFF, ProfileError, msgCouldNot, msgInvalidValue } from '../errors.js';
 import { waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 
 interface SamplingHeapProfileNode {
@@ -145,9 +145,32 @@ function heapText(sites: Site[], kind: 'inuse' | 'allocs', deltaSeconds: number 
 }
 
 
+function heapPprof(sites: readonly Site[], held: 'inuse' | 'allocs', withObjects: boolean, intervalBytes: number, deltaSeconds: number | undefined, comments: readonly string[]): Uint8Array {
+  const prefix = held === 'inuse' ? 'inuse' : 'alloc';
+  const samples: PprofSample[] = sites.map((site) => ({
+    values: withObjects ? [Math.round(site.objects), Math.round(site.bytes)] : [Math.round(site.bytes)],
+    frames: site.frames.length > 0 ? site.frames : [{ functionName: '(V8)', file: '', line: 0, column: 0 }],
+    labels: {},
+  }));
+  return encodePprof({
+    sampleTypes: withObjects
+      ? [
+          { type: `${prefix}_objects`, unit: 'count' },
+          { type: `${prefix}_space`, unit: 'bytes' },
+        ]
+      : [{ type: `${prefix}_space`, unit: 'bytes' }],
+    periodType: { type: 'space', unit: 'bytes' },
+    period: intervalBytes,
+    durationNanos: deltaSeconds === undefined ? 0 : deltaSeconds * 1e9,
+    samples,
+    comments,
+  });
+}
+
 /**
  * `heap` and `allocs` read the same sampler; the heapSampling option decides
- * which one it serves (the other answers 404 saying why).
+ * what it samples. allocs always answers (it is on every Go scraper's list),
+ * saying what it holds; heap answers 404 when the sampler cannot tell what is live.
  */
 export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number, sampling: 'inuse' | 'allocs' | 'off'): ProfileDefinition[] {
   const includeCollected = sampling === 'allocs';
@@ -159,18 +182,28 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
         ? 'A sampling of memory allocations of live objects. You can specify the gc GET parameter to run a full garbage collection before taking the heap sample' +
           (engine.heapSinceLastRead ? ` (engine ${engine.name}: objects allocated since the previous heap request only)` : '') +
           (sampling === 'inuse' ? '' : ` (off: heapSampling is "${sampling}")`)
-        : 'A sampling of all past memory allocations, freed ones included' + (includeCollected ? '' : ' (off: set heapSampling: "allocs"; V8 has one sampler, used by heap)'),
+        : sampling === 'allocs'
+          ? 'A sampling of all past memory allocations, freed ones included'
+          : `What a scraper configured for Go reads as memory: ${sampling === 'inuse' ? 'the in-use sampling of heap (inuse_objects, inuse_space; V8 has one sampler, and it samples live objects unless heapSampling is "allocs")' : 'empty (heapSampling is "off")'}` +
+            (engine.heapSinceLastRead && sampling === 'inuse' ? ` (engine ${engine.name}: objects allocated since the previous heap or allocs request only)` : ''),
     seconds: 'delta',
     debugLevels: [0, 1],
     formats: [],
+    // allocs is on every Go scraper's default list: it always answers.
     unavailable(): ProfileError | undefined {
+      if (kind === 'allocs') return undefined;
       if (sampling === 'off') return new ProfileError(404, MSG_SAMPLING_OFF);
-      if (kind !== sampling) return new ProfileError(404, kind === 'inuse' ? MSG_HEAP_OFF : MSG_ALLOCS_OFF);
+      if (kind !== sampling) return new ProfileError(404, MSG_HEAP_OFF);
       return undefined;
     },
     async write(query: ProfileQuery): Promise<ProfileOutput> {
       const off = this.unavailable?.();
       if (off !== undefined) throw off;
+      // What the sampler holds: allocs under the default sampler serves its in-use figures, named so.
+      const held: 'inuse' | 'allocs' = kind === 'allocs' && sampling === 'allocs' ? 'allocs' : 'inuse';
+      const comments = kind === 'allocs' && sampling !== 'allocs' ? [sampling === 'off' ? MSG_ALLOCS_EMPTY : MSG_ALLOCS_INUSE] : [];
+      if (engine.heapSinceLastRead && sampling !== 'off') comments.push(MSG_HEAP_SINCE_LAST_READ);
+      const filename = kind === 'inuse' ? 'heap' : 'allocs';
       const gc = query.params.get('gc');
       if (gc !== null && gc !== '0' && gc !== '1') throw new ProfileError(400, msgInvalidValue('gc', '0 or 1'));
       const read = async (): Promise<SamplingHeapProfile> => {
@@ -182,6 +215,11 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
           throw new ProfileError(500, msgCouldNot('read the heap profile', error));
         }
       };
+      if (sampling === 'off') {
+        if (query.deltaSeconds !== undefined) await waitDelta(query.deltaSeconds, query.signal);
+        if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText([], held, query.deltaSeconds) + `# ${comments[0]}\n` };
+        return { contentType: 'application/octet-stream', filename: filename + (query.deltaSeconds === undefined ? '' : '-delta'), body: heapPprof([], held, true, intervalBytes, query.deltaSeconds, comments) };
+      }
       let profile = await query.gated(read);
       let sites = heapSites(profile, intervalBytes);
       const deltaSeconds = query.deltaSeconds;
@@ -191,30 +229,12 @@ export function createHeapProfiles(engine: ProfilerEngine, intervalBytes: number
         // An engine whose read covers only the time since the previous read already gives the change.
         sites = engine.heapSinceLastRead ? heapSites(profile, intervalBytes) : heapDelta(sites, heapSites(profile, intervalBytes));
       }
-      if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites, kind, deltaSeconds) };
+      if (query.debug === 1) return { contentType: 'text/plain; charset=utf-8', body: heapText(sites, held, deltaSeconds) + comments.map((c) => `# ${c}\n`).join('') };
       // Engines that report bytes only give no object counts: the profile then has the space type alone.
-      const withObjects = profile.samples !== undefined;
-      const prefix = kind === 'inuse' ? 'inuse' : 'alloc';
-      const samples: PprofSample[] = sites.map((site) => ({
-        values: withObjects ? [Math.round(site.objects), Math.round(site.bytes)] : [Math.round(site.bytes)],
-        frames: site.frames.length > 0 ? site.frames : [{ functionName: '(V8)', file: '', line: 0, column: 0 }],
-        labels: {},
-      }));
       return {
         contentType: 'application/octet-stream',
-        filename: (kind === 'inuse' ? 'heap' : 'allocs') + (deltaSeconds === undefined ? '' : '-delta'),
-        body: encodePprof({
-          sampleTypes: withObjects
-            ? [
-                { type: `${prefix}_objects`, unit: 'count' },
-                { type: `${prefix}_space`, unit: 'bytes' },
-              ]
-            : [{ type: `${prefix}_space`, unit: 'bytes' }],
-          periodType: { type: 'space', unit: 'bytes' },
-          period: intervalBytes,
-          durationNanos: deltaSeconds === undefined ? 0 : deltaSeconds * 1e9,
-          samples,
-        }),
+        filename: filename + (deltaSeconds === undefined ? '' : '-delta'),
+        body: heapPprof(sites, held, profile.samples !== undefined, intervalBytes, deltaSeconds, comments),
       };
     },
   });

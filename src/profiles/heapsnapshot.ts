@@ -55,7 +55,7 @@ export function createHeapSnapshotProfile(enabled: boolean, availableMemory: () 
     aliases: [],
     description: enabled
       ? 'A full V8 heap snapshot for the Memory tab of Chrome DevTools; blocks the process while it is taken and needs about ten times the used heap'
-      : 'A full V8 heap snapshot (off: set the heapSnapshot option; a snapshot contains every secret in memory)',
+      : 'A full V8 heap snapshot. Opt-in, and off here: set the heapSnapshot option (a snapshot contains every secret in memory)',
     debugLevels: [0],
     formats: [],
     unavailable(): ProfileError | undefined {

@@ -5,10 +5,10 @@ import { tracker as defaultTracker, type Tracker } from '../tracker/tracker.js';
 import { framesOf } from '../stacks/stack.js';
 import { emptyLabels, formatLabels } from '../labels/labels.js';
 import { flowParts, formatAge, frameLines, groupFrameLines } from '../format/text.js';
-import { encodePprof } from '../format/pprof.js';
+import { PPROF, encodePprof } from '../format/pprof.js';
 import { MSG_LEAKS_OFF, ProfileError } from '../errors.js';
 import { type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
-import { JSON_TYPE, PPROF, TEXT, pprofStack } from './tasks.js';
+import { JSON_TYPE, TEXT, pprofStack } from './tasks.js';
 
 
 function rate(perMinute: number): string {

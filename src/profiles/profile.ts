@@ -42,6 +42,8 @@ export interface ProfileDefinition {
   readonly aliases: readonly string[];
   /** One line for the index page. */
   readonly description: string;
+  /** What the index page links (relative to the pprof root); default `<name>?debug=1`, or `<name>` without text form. */
+  readonly link?: string;
   /** Accepted values of `debug`; the first is the default. */
   readonly debugLevels: readonly number[];
   /** Accepted values of `format` besides the default (pprof or text). */

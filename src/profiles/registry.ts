@@ -7,6 +7,7 @@ import { createCpuProfile } from './cpu.js';
 import { createHeapProfiles } from './heap.js';
 import { createHeapSnapshotProfile, defaultAvailableMemory } from './heapsnapshot.js';
 import { createLeaksProfile } from './leaks.js';
+import { createBlockProfiles } from './block.js';
 import type { ProfilerEngine } from '../v8/engine.js';
 
 export interface ProfileRegistry {
@@ -26,7 +27,8 @@ export function createRegistry(options: ResolvedOptions, engine: ProfilerEngine)
     createTasksProfile(tracker, options.maxDumpBytes),
     createLeaksProfile(options.leakDetection !== false),
     ...createHeapProfiles(engine, options.heapSamplingInterval, options.heapSampling),
-    createCpuProfile(engine, options.maxProfileSeconds),
+    createCpuProfile(engine, options.maxProfileSeconds, options.cpuProfileHz),
+    ...createBlockProfiles(engine, Math.round(1e6 / options.cpuProfileHz), options.blockThresholdMs),
     createHeapSnapshotProfile(options.heapSnapshot, options.availableMemory ?? defaultAvailableMemory),
   ];
   const byName = new Map<string, ProfileDefinition>();

@@ -6,13 +6,12 @@ import { FlowIndex } from '../tasks/flows.js';
 import { taskEntry, type TaskEntry } from '../tasks/entry.js';
 import { formatLabels } from '../labels/labels.js';
 import { flowParts, formatAge, formatPosition, groupFrameLines } from '../format/text.js';
-import { encodePprof } from '../format/pprof.js';
+import { PPROF, encodePprof } from '../format/pprof.js';
 import { waitDelta, type ProfileDefinition, type ProfileOutput, type ProfileQuery } from './profile.js';
 import type { StackFrame } from '../stacks/stack.js';
 
 export const TEXT = 'text/plain; charset=utf-8';
 export const JSON_TYPE = 'application/json; charset=utf-8';
-export const PPROF = 'application/octet-stream';
 
 /** Go caps its full goroutine dump at 64 MiB; so do we. */
 import { defaultDumpLimitBytes } from '../defaults.js';
