@@ -48,7 +48,7 @@ export interface DebugRequestInfo {
 const knownOptions: ReadonlySet<string> = new Set([
   'prefix', 'tracking', 'stackBudget', 'maxTasks', 'token', 'authorize', 'maxDumpBytes', 'maxProfileSeconds', 'engine',
   'heapSnapshot', 'heapSamplingInterval', 'heapSampling', 'availableMemory', 'register', 'metricsPrefix', 'maxRoutes',
-  'leakDetection', 'dumpOnSignal', 'dumpPath', 'cpuProfileHz', 'blockThresholdMs',
+  'leakDetection', 'dumpOnSignal', 'dumpPath', 'cpuProfileHz', 'blockThresholdMs', 'discovery',
 ]);
 
 /** Why a token can never match what a client sends, if it cannot. */
@@ -134,6 +134,11 @@ export interface TaskprofOptions {
   dumpOnSignal?: NodeJS.Signals;
   /** Where that dump goes: a file (replaced at each dump) instead of stderr. */
   dumpPath?: string;
+  /**
+   * Write a discovery file for `taskprof ps` while mounted (<runtime dir>/<pid>.json:
+   * the pid, the prefixes, whether a token is needed; never the token). Default true.
+   */
+  discovery?: boolean;
 }
 
 export type HeapSampling = 'inuse' | 'allocs' | 'off';
@@ -161,6 +166,7 @@ export interface ResolvedOptions {
   leakDetection: LeakDetectionSettings | false | undefined;
   dumpOnSignal: NodeJS.Signals | undefined;
   dumpPath: string | undefined;
+  discovery: boolean;
 }
 
 function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
@@ -318,5 +324,6 @@ export function resolveOptions(options: TaskprofOptions = {}): ResolvedOptions {
     leakDetection: leakDetectionOption(options.leakDetection),
     dumpOnSignal: validateDumpSignal(options.dumpOnSignal),
     dumpPath: dumpPathOption(options.dumpPath, options.dumpOnSignal),
+    discovery: booleanOption('discovery', options.discovery, true),
   };
 }

@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { steadyLoad } from './fixtures/growth-apps.mjs';
-import { commandWorks, eventually, fixturesDir, startChildApp } from './helpers.mjs';
+import { commandWorks, eventually, fixturesDir, freePort, startChildApp } from './helpers.mjs';
 
 const hasPrometheus = await commandWorks('prometheus', ['--version']);
 if (!hasPrometheus) console.log('# SKIP fleet test: prometheus is not on PATH (CI installs the Debian package prometheus)');
@@ -27,16 +26,6 @@ function ruleExpr(file, name) {
   return match[1].trim();
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function query(prometheus, expr) {
   const res = await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expr)}`);

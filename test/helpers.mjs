@@ -8,6 +8,7 @@ import zlib from 'node:zlib';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import { Profile } from 'pprof-format';
 
@@ -219,4 +220,16 @@ export function serveUntilStdinCloses(base) {
   process.stdout.write(base + '\n');
   process.stdin.resume();
   process.stdin.on('end', () => process.exit(0));
+}
+
+/** A loopback port free now (for a tool that cannot listen on port 0 and say which it took). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }

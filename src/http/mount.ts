@@ -12,6 +12,7 @@ import { writeResponse } from './writer.js';
 import { loadEngine } from '../v8/engine.js';
 import { UnmountedError } from '../profiles/profile.js';
 import { acquireShared, releaseShared } from '../lifecycle/shared.js';
+import { announceMount } from '../lifecycle/discovery.js';
 
 export interface MountedTaskprof {
   readonly options: ResolvedOptions;
@@ -58,6 +59,7 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
   const resolved = resolveOptions(options);
   const engine = loadEngine(resolved.engine);
   acquireShared(resolved, engine);
+  const unannounce = resolved.discovery ? announceMount(resolved.prefix, resolved.token !== undefined || resolved.authorize !== undefined) : () => undefined;
   const handler = createDebugHandler(resolved, engine);
   const inFlight = new Set<AbortController>();
   const handling = new Set<Promise<void>>();
@@ -72,6 +74,7 @@ export function mount(options?: TaskprofOptions): MountedTaskprof {
     unmount() {
       closing ??= runWithLabels(ownWork, async () => {
         abortInFlight();
+        unannounce();
         await Promise.allSettled(handling);
         await releaseShared();
       });

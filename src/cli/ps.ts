@@ -1,0 +1,91 @@
+// `taskprof ps`: Node processes on this host, those with taskprof mounted
+// marked, with the URLs of their debug endpoints. A mounted taskprof writes
+// a discovery file (lifecycle/discovery.ts); its ports come from /proc, and
+// each candidate URL is asked for the index page to confirm it.
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import http from 'node:http';
+import { discoveryDir, type DiscoveryEntry } from '../lifecycle/discovery.js';
+import { listeningPorts, nodePids, processInfo } from './procfs.js';
+
+export interface PsRow {
+  pid: number;
+  uid: number;
+  command: string;
+  /** Whether a discovery file says taskprof is mounted. */
+  taskprof: boolean;
+  urls: string[];
+  /** A token or authorize guards the endpoints. */
+  guarded: boolean;
+}
+
+function discoveryEntries(): Map<number, DiscoveryEntry> {
+  const dir = discoveryDir();
+  const entries = new Map<number, DiscoveryEntry>();
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return entries;
+  }
+  for (const name of names) {
+    if (!/^\d+\.json$/.test(name)) continue;
+    const file = path.join(dir, name);
+    try {
+      const entry = JSON.parse(readFileSync(file, 'utf8')) as DiscoveryEntry;
+      // A process that died without unmounting leaves its file: remove it.
+      if (processInfo(entry.pid) === undefined) rmSync(file, { force: true });
+      else entries.set(entry.pid, entry);
+    } catch {
+      // Half-written or foreign: skip.
+    }
+  }
+  return entries;
+}
+
+/** The status the index page answers with on that port (0: nothing, or not HTTP). */
+function probe(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 1000, agent: false, headers: { 'User-Agent': 'taskprof-cli' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+export async function listProcesses(): Promise<PsRow[]> {
+  const entries = discoveryEntries();
+  const rows: PsRow[] = [];
+  for (const pid of nodePids()) {
+    if (pid === process.pid) continue;
+    const info = processInfo(pid);
+    if (info === undefined) continue;
+    const entry = entries.get(pid);
+    const urls: string[] = [];
+    if (entry !== undefined) {
+      for (const port of listeningPorts(pid)) {
+        for (const prefix of entry.prefixes) {
+          const base = `http://127.0.0.1:${port}${prefix}`;
+          // 200 (open), or 401/403 (a token guards it): taskprof is there. Another server answers 404.
+          const status = await probe(`${base}/pprof/`);
+          if (status === 200 || status === 401 || status === 403) urls.push(base);
+        }
+      }
+    }
+    rows.push({ pid, uid: info.uid, command: info.argv.join(' '), taskprof: entry !== undefined, urls, guarded: entry?.guarded ?? false });
+  }
+  return rows;
+}
+
+export function psText(rows: readonly PsRow[], width = 160): string {
+  let out = `${'PID'.padStart(7)}  ${'TASKPROF'.padEnd(9)} ${'URL'.padEnd(38)} COMMAND\n`;
+  for (const row of rows) {
+    const mark = row.taskprof ? (row.guarded ? 'yes+token' : 'yes') : '-';
+    const urls = row.urls.length > 0 ? row.urls : [row.taskprof ? '(no listening port found)' : ''];
+    out += `${String(row.pid).padStart(7)}  ${mark.padEnd(9)} ${urls[0]!.padEnd(38)} ${row.command}`.slice(0, width) + '\n';
+    for (const more of urls.slice(1)) out += `${''.padStart(7)}  ${''.padEnd(9)} ${more}\n`;
+  }
+  return out;
+}
