@@ -2,6 +2,7 @@
 // The taskprof command line: top, dump, attach, ps. Nothing in the
 // middleware imports it, so mounting taskprof loads none of this.
 import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CliError, getOk, parseTarget } from './target.js';
 
@@ -30,10 +31,36 @@ function positiveInt(name: string, raw: string | undefined, fallback: number | u
   return Number(raw);
 }
 
+function port(raw: string | undefined): number | undefined {
+  const value = positiveInt('port', raw, undefined);
+  if (value !== undefined && value > 65535) throw new CliError(`--port must be a TCP port, 1 to 65535, got ${raw}`);
+  return value;
+}
+
 function level(raw: string | undefined, fallback: 1 | 2 | undefined): 1 | 2 | undefined {
   if (raw === undefined) return fallback;
   if (raw !== '1' && raw !== '2') throw new CliError(`--debug must be 1 or 2, got ${raw}`);
   return Number(raw) as 1 | 2;
+}
+
+const options = {
+  token: { type: 'string' },
+  interval: { type: 'string' },
+  debug: { type: 'string' },
+  json: { type: 'boolean' },
+  port: { type: 'string' },
+  tracking: { type: 'string' },
+  dump: { type: 'string' },
+  seconds: { type: 'string' },
+} as const;
+
+/** The options after the command; a bad one is a CliError (one line), not a stack. */
+function parseCommand(args: string[]): { values: { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'boolean' ? boolean : string }; positionals: string[] } {
+  try {
+    return parseArgs({ args, allowPositionals: true, options });
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${usage}`);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -42,20 +69,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage);
     return command === undefined ? 2 : 0;
   }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      token: { type: 'string' },
-      interval: { type: 'string' },
-      debug: { type: 'string' },
-      json: { type: 'boolean' },
-      port: { type: 'string' },
-      tracking: { type: 'string' },
-      dump: { type: 'string' },
-      seconds: { type: 'string' },
-    },
-  });
+  const { values, positionals } = parseCommand(rest);
   const token = values.token ?? process.env.TASKPROF_TOKEN;
   switch (command) {
     case 'dump': {
@@ -79,17 +93,19 @@ async function main(argv: string[]): Promise<number> {
       }
       const { runTop } = await import('./top-screen.js');
       await runTop(target, { intervalMs });
-      return 0;
+      // Reads still in flight (a hung target) must not hold the shell.
+      process.exit(0);
     }
     case 'attach': {
-      const pid = positiveInt('pid', positionals[0], undefined);
-      if (pid === undefined) throw new CliError('attach needs a process id: taskprof attach <pid>');
+      const raw = positionals[0];
+      if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) < 1) throw new CliError(`attach needs a process id: taskprof attach <pid>${raw === undefined ? '' : `, got ${raw}`}`);
+      const pid = Number(raw);
       const tracking = values.tracking ?? 'sampled';
       if (tracking !== 'sampled' && tracking !== 'full') throw new CliError(`--tracking must be sampled or full, got ${tracking}`);
       const { attach } = await import('./attach.js');
       await attach({
         pid,
-        port: positiveInt('port', values.port, undefined),
+        port: port(values.port),
         tracking,
         dump: level(values.dump, undefined),
         seconds: positiveInt('seconds', values.seconds, undefined),
@@ -113,8 +129,13 @@ async function main(argv: string[]): Promise<number> {
 // signals that end it (Ctrl-C detaches) and its exit code.
 if (process.argv[2] === 'attach' && typeof WebSocket === 'undefined' && !process.execArgv.includes('--experimental-websocket')) {
   const child = spawn(process.execPath, ['--experimental-websocket', '--disable-warning=ExperimentalWarning', ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
+  // The child detaches on the first signal and ignores repeats: each signal is passed on once.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => child.kill(signal));
+  child.on('error', (error) => {
+    process.stderr.write(`taskprof: could not run attach: ${error.message}\n`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128 + (osConstants.signals[signal] ?? 0))));
 } else {
   run();
 }
@@ -125,7 +146,7 @@ function run(): void {
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`taskprof: ${error instanceof CliError || (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? (error as Error).message : String((error as Error).stack ?? error)}\n`);
+    process.stderr.write(`taskprof: ${error instanceof CliError ? error.message : String((error as Error).stack ?? error)}\n`);
     process.exitCode = 1;
   },
   );

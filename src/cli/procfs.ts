@@ -85,8 +85,26 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-/** TCP ports the process listens on (IPv4 and IPv6), from its socket inodes. */
-export function listeningPorts(pid: number): number[] {
+export interface ListeningSocket {
+  port: number;
+  /** Bound to a loopback address only. */
+  loopback: boolean;
+  /** Bound to every address (0.0.0.0 or ::): reachable on loopback too, and from outside. */
+  wildcard: boolean;
+}
+
+/** Whether the process has a handler for a signal (its SigCgt mask): SIGUSR1 kills a Node started with --disable-sigusr1. */
+export function catchesSignal(pid: number, signal: number): boolean {
+  try {
+    const mask = /^SigCgt:\s+([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return mask !== undefined && ((BigInt(`0x${mask}`) >> BigInt(signal - 1)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
+/** TCP sockets the process listens on (IPv4 and IPv6), from its socket inodes. */
+export function listeningSockets(pid: number): ListeningSocket[] {
   const inodes = new Set<string>();
   try {
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
@@ -101,7 +119,7 @@ export function listeningPorts(pid: number): number[] {
   } catch {
     return [];
   }
-  const ports = new Set<number>();
+  const sockets = new Map<string, ListeningSocket>();
   for (const table of ['tcp', 'tcp6']) {
     let text: string;
     try {
@@ -112,8 +130,14 @@ export function listeningPorts(pid: number): number[] {
     for (const line of text.split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
       // local_address rem_address st ... inode (field 9); st 0A is LISTEN.
-      if (fields.length > 9 && fields[3] === '0A' && inodes.has(fields[9]!)) ports.add(parseInt(fields[1]!.split(':')[1]!, 16));
+      if (fields.length <= 9 || fields[3] !== '0A' || !inodes.has(fields[9]!)) continue;
+      const [address, portHex] = fields[1]!.split(':') as [string, string];
+      const port = parseInt(portHex, 16);
+      // 127.x.x.x is 7F in the address's last byte (little-endian); ::1 and ::ffff:127.x in tcp6.
+      const loopback = table === 'tcp' ? address.endsWith('7F') : address === '00000000000000000000000001000000' || /^0000000000000000FFFF0000..[0-9A-F]{4}7F$/.test(address);
+      const wildcard = /^0+$/.test(address);
+      sockets.set(`${table}:${address}:${port}`, { port, loopback, wildcard });
     }
   }
-  return [...ports].sort((a, b) => a - b);
+  return [...sockets.values()].sort((a, b) => a.port - b.port);
 }

@@ -5,8 +5,8 @@
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
-import { discoveryDir, type DiscoveryEntry } from '../lifecycle/discovery.js';
-import { listeningPorts, nodePids, processInfo } from './procfs.js';
+import { discoveryDirs, type DiscoveryEntry } from '../lifecycle/discovery.js';
+import { listeningSockets, nodePids, processInfo } from './procfs.js';
 
 export interface PsRow {
   pid: number;
@@ -19,25 +19,33 @@ export interface PsRow {
   guarded: boolean;
 }
 
+function isEntry(value: unknown): value is DiscoveryEntry {
+  const entry = value as DiscoveryEntry;
+  return typeof entry === 'object' && entry !== null && Number.isSafeInteger(entry.pid) && Array.isArray(entry.prefixes) && entry.prefixes.every((p) => typeof p === 'string' && p.startsWith('/'));
+}
+
+/** Both places an app may have written to: with and without XDG_RUNTIME_DIR (a service has none, a login shell has one). */
 function discoveryEntries(): Map<number, DiscoveryEntry> {
-  const dir = discoveryDir();
   const entries = new Map<number, DiscoveryEntry>();
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return entries;
-  }
-  for (const name of names) {
-    if (!/^\d+\.json$/.test(name)) continue;
-    const file = path.join(dir, name);
+  for (const dir of discoveryDirs()) {
+    let names: string[] = [];
     try {
-      const entry = JSON.parse(readFileSync(file, 'utf8')) as DiscoveryEntry;
-      // A process that died without unmounting leaves its file: remove it.
-      if (processInfo(entry.pid) === undefined) rmSync(file, { force: true });
-      else entries.set(entry.pid, entry);
+      names = readdirSync(dir);
     } catch {
-      // Half-written or foreign: skip.
+      continue;
+    }
+    for (const name of names) {
+      if (!/^\d+\.json$/.test(name)) continue;
+      const file = path.join(dir, name);
+      try {
+        const entry: unknown = JSON.parse(readFileSync(file, 'utf8'));
+        if (!isEntry(entry)) continue;
+        // A process that died without unmounting leaves its file: remove it.
+        if (processInfo(entry.pid) === undefined) rmSync(file, { force: true });
+        else entries.set(entry.pid, entry);
+      } catch {
+        // Half-written or foreign: skip.
+      }
     }
   }
   return entries;
@@ -65,21 +73,22 @@ export async function listProcesses(): Promise<PsRow[]> {
     const entry = entries.get(pid);
     const urls: string[] = [];
     if (entry !== undefined) {
-      for (const port of listeningPorts(pid)) {
-        for (const prefix of entry.prefixes) {
-          const base = `http://127.0.0.1:${port}${prefix}`;
-          // 200 (open), or 401/403 (a token guards it): taskprof is there. Another server answers 404.
-          const status = await probe(`${base}/pprof/`);
-          if (status === 200 || status === 401 || status === 403) urls.push(base);
-        }
-      }
+      // Ports reachable on 127.0.0.1 only; each candidate asked at once.
+      const ports = [...new Set(listeningSockets(pid).filter((s) => s.loopback || s.wildcard).map((s) => s.port))];
+      const candidates = ports.flatMap((port) => entry.prefixes.map((prefix) => `http://127.0.0.1:${port}${prefix}`));
+      const statuses = await Promise.all(candidates.map((base) => probe(`${base}/pprof/`)));
+      // 200 (open), or 401/403 (a token guards it): taskprof is there. Another server answers 404.
+      candidates.forEach((base, i) => {
+        if (statuses[i] === 200 || statuses[i] === 401 || statuses[i] === 403) urls.push(base);
+      });
     }
     rows.push({ pid, uid: info.uid, command: info.argv.join(' '), taskprof: entry !== undefined, urls, guarded: entry?.guarded ?? false });
   }
   return rows;
 }
 
-export function psText(rows: readonly PsRow[], width = 160): string {
+/** The table; lines are cut to `width` (the terminal's, when there is one). */
+export function psText(rows: readonly PsRow[], width = process.stdout.isTTY ? process.stdout.columns : Infinity): string {
   let out = `${'PID'.padStart(7)}  ${'TASKPROF'.padEnd(9)} ${'URL'.padEnd(38)} COMMAND\n`;
   for (const row of rows) {
     const mark = row.taskprof ? (row.guarded ? 'yes+token' : 'yes') : '-';

@@ -18,8 +18,10 @@ const defaultPrefix = '/debug';
 export function parseTarget(arg: string | undefined, token: string | undefined): Target {
   if (arg === undefined || arg === '') throw new CliError('a target is needed: a URL such as http://127.0.0.1:3000/debug, or a port');
   let url: URL;
-  if (/^\d{1,5}$/.test(arg)) url = new URL(`http://127.0.0.1:${arg}${defaultPrefix}`);
-  else {
+  if (/^\d+$/.test(arg)) {
+    if (Number(arg) < 1 || Number(arg) > 65535) throw new CliError(`a port is 1 to 65535, got ${arg}`);
+    url = new URL(`http://127.0.0.1:${arg}${defaultPrefix}`);
+  } else {
     try {
       url = new URL(/^[a-z]+:\/\//i.test(arg) ? arg : `http://${arg}`);
     } catch {
@@ -29,7 +31,7 @@ export function parseTarget(arg: string | undefined, token: string | undefined):
     if (url.pathname === '/' || url.pathname === '') url.pathname = defaultPrefix;
   }
   // A URL of a taskprof page is taken to its prefix: .../debug/pprof/tasks -> .../debug.
-  const pprof = url.pathname.indexOf('/pprof');
+  const pprof = url.pathname.search(/\/pprof(\/|$)/);
   const prefix = (pprof === -1 ? url.pathname : url.pathname.slice(0, pprof)).replace(/\/+$/, '');
   return { base: `${url.protocol}//${url.host}${prefix}`, token: token === '' ? undefined : token };
 }

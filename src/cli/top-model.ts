@@ -45,6 +45,7 @@ export interface TaskJson {
   ageMs: number;
   labels: Record<string, string>;
   stack: FrameJson[] | null;
+  flow?: { parkedAt: FrameJson[]; startedAt: FrameJson[] };
 }
 
 export type SortKey = 'count' | 'growth' | 'age';
@@ -122,6 +123,10 @@ export class TopModel {
   }
 
   update(listing: ListingJson, suspects: SuspectJson[], now: number): void {
+    if (!Array.isArray(listing?.groups) || typeof listing.byType !== 'object' || listing.byType === null || typeof listing.total !== 'number') {
+      throw new Error('the listing is not taskprof\'s tasks JSON (is the URL a taskprof prefix?)');
+    }
+    if (!Array.isArray(suspects)) suspects = [];
     this.listing = listing;
     this.suspects = suspects;
     this.readings.push({ at: now, total: listing.total, byType: listing.byType });
@@ -194,9 +199,11 @@ export class TopModel {
   /** The tasks of one group, from the debug=2 JSON (at most `limit`). */
   async tasksOf(row: Row, limit: number): Promise<TaskJson[]> {
     const dump = await getJson<{ tasks: TaskJson[] }>(this.target, '/pprof/tasks?debug=2&format=json', 60_000);
-    const stack = JSON.stringify(row.group.stack ?? null);
+    // A flow group's stack is its parked-at then started-at frames; a group without stacks has [] where a task has null.
+    const stack = JSON.stringify(row.group.stack ?? []);
     const labels = JSON.stringify(row.group.labels);
-    return dump.tasks.filter((t) => t.type === row.group.type && JSON.stringify(t.stack ?? null) === stack && JSON.stringify(t.labels) === labels).slice(0, limit);
+    const stackOf = (t: TaskJson): string => JSON.stringify(t.flow === undefined ? (t.stack ?? []) : [...t.flow.parkedAt, ...t.flow.startedAt]);
+    return dump.tasks.filter((t) => t.type === row.group.type && stackOf(t) === stack && JSON.stringify(t.labels) === labels).slice(0, limit);
   }
 }
 

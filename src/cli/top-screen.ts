@@ -48,8 +48,8 @@ export async function runTop(target: Target, settings: TopSettings): Promise<voi
   };
   // Any way out restores the terminal.
   const onSignal = (): void => quit();
-  process.once('SIGTERM', onSignal);
-  process.once('SIGHUP', onSignal);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, onSignal);
   process.once('exit', restore);
 
   const draw = (): void => {
@@ -119,8 +119,15 @@ export async function runTop(target: Target, settings: TopSettings): Promise<voi
     ).finally(draw);
   };
 
-  const onKey = (data: Buffer): void => {
-    const key = data.toString('utf8');
+  // One read can hold several keys (typed fast, held down, pasted): an escape sequence, a lone Esc, or a character.
+  const onInput = (data: Buffer): void => {
+    for (const [key] of data.toString('utf8').matchAll(/\x1b\[[0-9;]*[A-Za-z~]|\x1bO[A-Za-z]|[\s\S]/g)) {
+      if (restored) return;
+      onKey(key.replace(/^\x1bO/, '\x1b['));
+    }
+  };
+
+  const onKey = (key: string): void => {
     if (key === '\x03') return quit();
     if (editing !== undefined) {
       if (key === '\r' || key === '\n') {
@@ -155,7 +162,7 @@ export async function runTop(target: Target, settings: TopSettings): Promise<voi
       input.resume();
       input.on('data', (data: Buffer) => {
         try {
-          onKey(data);
+          onInput(data);
         } catch (error) {
           restore();
           reject(error);
@@ -171,7 +178,6 @@ export async function runTop(target: Target, settings: TopSettings): Promise<voi
       reject(error);
     }
   });
-  process.off('SIGTERM', onSignal);
-  process.off('SIGHUP', onSignal);
+  for (const signal of signals) process.off(signal, onSignal);
   process.off('exit', restore);
 }

@@ -3,15 +3,28 @@
 // process serves. One per process, rewritten as mounts come and go, removed
 // when the last one closes (a crashed process leaves a file whose pid is
 // gone, which ps ignores and removes). Opt out with `discovery: false`.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /** The per-user directory: $XDG_RUNTIME_DIR/taskprof, else <tmpdir>/taskprof-<uid>. */
 export function discoveryDir(): string {
+  return discoveryDirs()[0]!;
+}
+
+/** Where files may be, the writer's choice first: `taskprof ps` reads both (a service has no XDG_RUNTIME_DIR, a login shell has). */
+export function discoveryDirs(): string[] {
+  const fallback = path.join(tmpdir(), `taskprof-${process.getuid?.() ?? 'user'}`);
   const runtime = process.env.XDG_RUNTIME_DIR;
-  if (runtime !== undefined && runtime !== '') return path.join(runtime, 'taskprof');
-  return path.join(tmpdir(), `taskprof-${process.getuid?.() ?? 'user'}`);
+  return runtime !== undefined && runtime !== '' ? [path.join(runtime, 'taskprof'), fallback] : [fallback];
+}
+
+/** The directory, made if missing, when it is ours alone: a real directory, our uid, mode 0700 (a shared /tmp holds names anyone may take first). */
+function ownDirectory(dir: string): boolean {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stat = lstatSync(dir);
+  const uid = process.getuid?.();
+  return stat.isDirectory() && (uid === undefined || stat.uid === uid) && (stat.mode & 0o077) === 0;
 }
 
 export interface DiscoveryEntry {
@@ -21,7 +34,6 @@ export interface DiscoveryEntry {
   /** Whether a token or authorize guards the endpoints (a client then needs the token). */
   guarded: boolean;
   node: string;
-  argv: string[];
   startedAt: string;
 }
 
@@ -34,16 +46,18 @@ function write(): void {
       rmSync(file, { force: true });
       return;
     }
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    if (!ownDirectory(path.dirname(file))) return;
     const entry: DiscoveryEntry = {
       pid: process.pid,
       prefixes: [...new Set(mounts.map((m) => m.prefix))],
       guarded: mounts.some((m) => m.guarded),
       node: process.version,
-      argv: process.argv,
       startedAt: new Date(Date.now() - process.uptime() * 1000).toISOString(),
     };
-    writeFileSync(file, JSON.stringify(entry) + '\n', { mode: 0o600 });
+    // A new file (never through a link planted there), then renamed over the old one.
+    const temporary = `${file}.${Math.random().toString(36).slice(2)}.tmp`;
+    writeFileSync(temporary, JSON.stringify(entry) + '\n', { mode: 0o600, flag: 'wx' });
+    renameSync(temporary, file);
   } catch {
     // A read-only or missing runtime directory costs ps its listing, never the app.
   }
