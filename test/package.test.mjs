@@ -23,6 +23,8 @@ test('npm pack: LICENSE included, source maps self-contained, no install-time sc
   const files = await packedFiles();
   assert.ok(files.includes('LICENSE'), 'LICENSE is packed');
   assert.ok(files.includes('dist/src/index.js'));
+  // npx taskprof after npm install taskprof: the bin is packed.
+  assert.ok(files.includes('dist/src/cli/main.js'), 'the taskprof executable is packed');
   const maps = files.filter((f) => f.endsWith('.map'));
   assert.ok(maps.length > 10, `${maps.length} source maps`);
   for (const map of maps) {
