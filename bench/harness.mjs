@@ -199,3 +199,10 @@ export async function medianBatchNs(run, batch) {
   perOp.sort((a, b) => a - b);
   return perOp[2];
 }
+
+/** The median of numbers (the mean of the middle two for an even count). */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}

@@ -72,7 +72,8 @@ import { dirname, join } from 'node:path';
 import v8 from 'node:v8';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canPin, forkServer, pinToCpu } from './harness.mjs';
+import { canPin, forkServer, median, pinToCpu } from './harness.mjs';
+import { alloy, isScraped, scrapeSummary, scrapeTally, startScrapeLoop, unscrapedTwin } from './scrape-loop.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // `--variants a,b` replaces the list; `none` always comes first.
@@ -361,98 +362,6 @@ async function startServer(framework, variant, children, settings) {
 }
 const loadCpu = 1;
 
-// ---------------------------------------------------------------------------
-// The continuous profiler: Grafana Alloy's pyroscope.scrape, default config
-// (grafana/alloy internal/component/pyroscope/scrape: scrape_interval 15 s,
-// scrape_timeout 10 s, delta_profiling_duration interval - 1 s; the CPU request
-// may take timeout + interval - 1 s), as replayed in test/scrapers.test.mjs.
-const alloy = {
-  intervalMs: 15_000,
-  userAgent: 'Alloy/v1.11.0 (linux)',
-  paths: ['/debug/pprof/allocs', '/debug/pprof/block', '/debug/pprof/goroutine', '/debug/pprof/mutex'],
-  cpuPath: '/debug/pprof/profile?seconds=14',
-  timeoutMs: 10_000,
-  cpuTimeoutMs: 24_000,
-};
-
-function isScraped(variant) {
-  return variant.split('/').slice(1).includes('scraped');
-}
-
-// The same variant unscraped, at the default rate: `sampled/scraped/hz25` -> `sampled`.
-function unscrapedTwin(variant) {
-  const [spec, ...flags] = variant.split('/');
-  return [spec, ...flags.filter((f) => f !== 'scraped' && !/^hz\d+$/.test(f))].join('/');
-}
-
-// Scrape answers per variant, over all its processes.
-const scrapeTallies = new Map();
-function scrapeTally(variant) {
-  if (!scrapeTallies.has(variant)) scrapeTallies.set(variant, { cycles: 0, byPath: {}, errors: [] });
-  return scrapeTallies.get(variant);
-}
-
-/** Every intervalMs from now (absolute schedule, no drift), all of Alloy's requests at once, each on its own socket. */
-function startScrapeLoop(port, tally) {
-  const started = performance.now();
-  const inFlight = new Set();
-  let cycles = 0;
-  let stopped = false;
-  let timer;
-  const entry = (path) => (tally.byPath[path] ??= { requests: 0, statuses: {}, contentTypes: {}, bytes: 0, ms: [] });
-  const scrape = (path, timeoutMs) => {
-    const t0 = performance.now();
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false, headers: { 'User-Agent': alloy.userAgent }, timeout: timeoutMs }, (res) => {
-      let bytes = 0;
-      res.on('data', (chunk) => (bytes += chunk.length));
-      res.on('end', () => {
-        inFlight.delete(req);
-        const e = entry(path);
-        e.requests++;
-        e.statuses[res.statusCode] = (e.statuses[res.statusCode] ?? 0) + 1;
-        const type = res.headers['content-type'] ?? '';
-        e.contentTypes[type] = (e.contentTypes[type] ?? 0) + 1;
-        e.bytes += bytes;
-        e.ms.push(performance.now() - t0);
-      });
-    });
-    inFlight.add(req);
-    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
-    req.on('error', (error) => {
-      inFlight.delete(req);
-      if (!stopped && tally.errors.length < 20) tally.errors.push(`${path}: ${error.message}`);
-    });
-  };
-  const tick = () => {
-    if (stopped) return;
-    cycles++;
-    tally.cycles++;
-    for (const path of alloy.paths) scrape(path, alloy.timeoutMs);
-    scrape(alloy.cpuPath, alloy.cpuTimeoutMs);
-    timer = setTimeout(tick, started + cycles * alloy.intervalMs - performance.now());
-  };
-  tick();
-  return {
-    stop() {
-      // Requests still open (the CPU profile, mostly) are dropped: the child is about to exit.
-      stopped = true;
-      clearTimeout(timer);
-      for (const req of inFlight) req.destroy();
-    },
-  };
-}
-
-function scrapeSummary(tally) {
-  if (!tally) return undefined;
-  const byPath = {};
-  for (const [path, e] of Object.entries(tally.byPath)) {
-    byPath[path] = { requests: e.requests, statuses: e.statuses, contentTypes: e.contentTypes, meanBytes: Math.round(e.bytes / Math.max(1, e.requests)), medianMs: e.ms.length ? median(e.ms) : undefined, maxMs: e.ms.length ? Math.max(...e.ms) : undefined };
-  }
-  return { cycles: tally.cycles, byPath, errors: tally.errors };
-}
-
-
-
 // One measurement: the server's CPU time over exactly `requests` requests.
 async function measure(server, requests, concurrency) {
   const before = await server.ask('cpu');
@@ -534,11 +443,6 @@ function get({ agent, port, framework, variant, app }) {
 // ---------------------------------------------------------------------------
 // Reporting.
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 // A fixed-seed generator, so that the interval is the same for the same data.
 function seededRandom(seed) {
@@ -593,7 +497,7 @@ function summarize(framework, settings, rounds, stats, durationMs) {
         roundRatiosPct: vs.map((x) => (x - 1) * 100),
       };
     }
-    if (isScraped(v)) variants[v].scrapes = scrapeSummary(scrapeTallies.get(v));
+    if (isScraped(v)) variants[v].scrapes = scrapeSummary(scrapeTally(v));
   }
   return {
     framework,
