@@ -88,7 +88,8 @@ export interface TaskprofOptions {
   maxProfileSeconds?: number;
   /**
    * Samples per second of CPU profiles (`profile`, and `block?seconds=N`). Default 100, Go's rate;
-   * at most 1000. Profiles taken at once share one sampler, at the rate of the first.
+   * at most 1000. Profiles taken at once share one sampler, at the rate of the first. A lower
+   * rate gives coarser profiles, not a cheaper profiler: the profiler being on is the cost (BENCHMARKS.md).
    */
   cpuProfileHz?: number;
   /**
