@@ -368,39 +368,11 @@ async function startServer(framework, variant, children, settings) {
 }
 const loadCpu = 1;
 
-// One measurement: the server's CPU time over exactly `requests` requests.
-async function measure(server, requests, concurrency) {
+// The server's CPU time over what `load` drives; `load` resolves to the requests it completed.
+async function cpuOver(server, load) {
   const before = await server.ask('cpu');
   const t0 = process.hrtime.bigint();
-  await drive(server, requests, concurrency);
-  const wallNs = Number(process.hrtime.bigint() - t0);
-  const after = await server.ask('cpu');
-  const user = after.cpu.user - before.cpu.user;
-  const system = after.cpu.system - before.cpu.system;
-  return {
-    usPerRequest: (user + system) / requests,
-    userUs: user,
-    systemUs: system,
-    requestsPerSecond: requests / (wallNs / 1e9),
-    rssBytes: after.memory.rss,
-    heapUsedBytes: after.memory.heapUsed,
-  };
-}
-
-// One measurement over a time window: the server's CPU time over the requests
-// completed in `seconds` of load (those in flight at the end complete and count).
-async function measureWindow(server, seconds, concurrency) {
-  const before = await server.ask('cpu');
-  const t0 = process.hrtime.bigint();
-  const deadline = t0 + BigInt(seconds * 1e9);
-  let requests = 0;
-  const worker = async () => {
-    while (process.hrtime.bigint() < deadline) {
-      await get(server);
-      requests++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  const requests = await load();
   const wallNs = Number(process.hrtime.bigint() - t0);
   const after = await server.ask('cpu');
   const user = after.cpu.user - before.cpu.user;
@@ -415,6 +387,31 @@ async function measureWindow(server, seconds, concurrency) {
     rssBytes: after.memory.rss,
     heapUsedBytes: after.memory.heapUsed,
   };
+}
+
+// One measurement: the server's CPU time over exactly `requests` requests.
+function measure(server, requests, concurrency) {
+  return cpuOver(server, async () => {
+    await drive(server, requests, concurrency);
+    return requests;
+  });
+}
+
+// One measurement over a time window: the server's CPU time over the requests
+// completed in `seconds` of load (those in flight at the end complete and count).
+function measureWindow(server, seconds, concurrency) {
+  return cpuOver(server, async () => {
+    const deadline = process.hrtime.bigint() + BigInt(seconds * 1e9);
+    let requests = 0;
+    const worker = async () => {
+      while (process.hrtime.bigint() < deadline) {
+        await get(server);
+        requests++;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return requests;
+  });
 }
 
 // Keeps `concurrency` requests in flight until `total` have completed.

@@ -4,9 +4,9 @@
 // each candidate URL is asked for the index page to confirm it.
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import http from 'node:http';
 import { discoveryDirs, type DiscoveryEntry } from '../lifecycle/discovery.js';
 import { listeningSockets, nodePids, processInfo } from './procfs.js';
+import { get } from './target.js';
 
 export interface PsRow {
   pid: number;
@@ -51,16 +51,12 @@ function discoveryEntries(): Map<number, DiscoveryEntry> {
   return entries;
 }
 
-/** The status the index page answers with on that port (0: nothing, or not HTTP). */
-function probe(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 1000, agent: false, headers: { 'User-Agent': 'taskprof-cli' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(0));
-  });
+/** The status the index page answers with under that prefix URL (0: nothing, or not HTTP). */
+function probe(base: string): Promise<number> {
+  return get({ base, token: undefined }, '/pprof/', 1000).then(
+    (res) => res.status,
+    () => 0,
+  );
 }
 
 export async function listProcesses(): Promise<PsRow[]> {
@@ -76,7 +72,7 @@ export async function listProcesses(): Promise<PsRow[]> {
       // Ports reachable on 127.0.0.1 only; each candidate asked at once.
       const ports = [...new Set(listeningSockets(pid).filter((s) => s.loopback || s.wildcard).map((s) => s.port))];
       const candidates = ports.flatMap((port) => entry.prefixes.map((prefix) => `http://127.0.0.1:${port}${prefix}`));
-      const statuses = await Promise.all(candidates.map((base) => probe(`${base}/pprof/`)));
+      const statuses = await Promise.all(candidates.map(probe));
       // 200 (open), or 401/403 (a token guards it): taskprof is there. Another server answers 404.
       candidates.forEach((base, i) => {
         if (statuses[i] === 200 || statuses[i] === 401 || statuses[i] === 403) urls.push(base);

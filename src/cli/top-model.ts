@@ -3,6 +3,10 @@
 // routes. Rendering is in top-screen.ts; this holds no terminal state.
 import type { Target } from './target.js';
 import { getJson } from './target.js';
+import { formatAge } from '../format/text.js';
+
+// Ages as the listings show them.
+export { formatAge };
 
 export interface FrameJson {
   functionName: string;
@@ -210,13 +214,6 @@ export class TopModel {
 function pad(text: string, width: number, right = false): string {
   if (text.length >= width) return text.slice(0, width);
   return right ? text.padStart(width) : text.padEnd(width);
-}
-
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 export function growthText(perMinute: number | undefined): string {

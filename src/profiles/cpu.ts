@@ -60,8 +60,7 @@ export function cpuProfileRunning(): boolean {
   return cpuSampler.running;
 }
 
-export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number, hz: number): ProfileDefinition {
-  const intervalUs = Math.round(1e6 / hz);
+export function createCpuProfile(engine: ProfilerEngine, maxSeconds: number, hz: number, intervalUs: number): ProfileDefinition {
   return {
     name: 'profile',
     aliases: [],

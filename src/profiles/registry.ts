@@ -23,12 +23,13 @@ export const otherEndpoints: ReadonlyArray<{ name: string; href: string; descrip
 ];
 
 export function createRegistry(options: ResolvedOptions, engine: ProfilerEngine): ProfileRegistry {
+  const cpuIntervalUs = Math.round(1e6 / options.cpuProfileHz);
   const profiles: ProfileDefinition[] = [
     createTasksProfile(tracker, options.maxDumpBytes),
     createLeaksProfile(options.leakDetection !== false),
     ...createHeapProfiles(engine, options.heapSamplingInterval, options.heapSampling),
-    createCpuProfile(engine, options.maxProfileSeconds, options.cpuProfileHz),
-    ...createBlockProfiles(engine, Math.round(1e6 / options.cpuProfileHz), options.blockThresholdMs),
+    createCpuProfile(engine, options.maxProfileSeconds, options.cpuProfileHz, cpuIntervalUs),
+    ...createBlockProfiles(engine, cpuIntervalUs, options.blockThresholdMs),
     createHeapSnapshotProfile(options.heapSnapshot, options.availableMemory ?? defaultAvailableMemory),
   ];
   const byName = new Map<string, ProfileDefinition>();
