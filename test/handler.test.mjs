@@ -181,6 +181,10 @@ test('bad options throw a TypeError naming the option', () => {
   assert.throws(() => resolveOptions({ stackBudget: 2 }), { name: 'TypeError', message: /option "stackBudget" must be a share of CPU time from 0 to 1/ });
   assert.throws(() => resolveOptions({ samplingInterval: 16 }), { name: 'TypeError', message: /option "samplingInterval" is gone: counts are exact, and stacks are captured within "stackBudget"/ });
   assert.throws(() => resolveOptions({ maxTasks: 1.5 }), { name: 'TypeError', message: /option "maxTasks"/ });
+  assert.throws(() => resolveOptions({ cpuProfileHz: 0 }), { name: 'TypeError', message: /option "cpuProfileHz" must be an integer >= 1, got 0/ });
+  assert.throws(() => resolveOptions({ cpuProfileHz: 5000 }), { name: 'TypeError', message: /option "cpuProfileHz" must be an integer from 1 to 1000, got 5000/ });
+  assert.throws(() => resolveOptions({ blockThresholdMs: 0.5 }), { name: 'TypeError', message: /option "blockThresholdMs" must be an integer >= 1/ });
+  assert.throws(() => resolveOptions({ discovery: 'no' }), { name: 'TypeError', message: /option "discovery"/ });
   const options = { prefix: '/x/' };
   resolveOptions(options);
   assert.deepEqual(options, { prefix: '/x/' }, 'the caller object is not written');
